@@ -1,0 +1,90 @@
+"""One home for the CSV streams' columns. Writers (collectors, the simulator) and the
+ingest's validation both read these declarations; nothing else lists the columns.
+
+Every stream's first column is `ts_us`: integer microseconds since the Unix epoch, UTC.
+`user_id` and `device_id` are not CSV columns: they come from the landing path
+(landing/<stream>/<user_id>/<device_id>/<YYYY-MM-DD>/<segment>) and are added to every
+lake row by the ingest.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$")  # user_id / device_id: fits 20 bytes
+# Timestamps older than this (2000-01-01) or further than MAX_FUTURE_SKEW_US past the
+# ingest's clock are rejected as unparseable clocks, not stored.
+MIN_TS_US = 946_684_800_000_000
+MAX_FUTURE_SKEW_US = 24 * 3600 * 1_000_000
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    sql_type: str            # DuckDB type used to parse the CSV text
+    required: bool = True    # NULL/empty is a row error when required
+    min: float | None = None
+    max: float | None = None
+    accepted: tuple[str, ...] | None = None
+    doc: str = ""
+
+
+@dataclass(frozen=True)
+class CsvStream:
+    name: str
+    columns: tuple[Column, ...]
+    doc: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+
+TS = Column("ts_us", "BIGINT", doc="UTC microseconds since the Unix epoch")
+
+SYSTEM_METRICS = CsvStream("system_metrics", (
+    TS,
+    Column("cpu_percent", "DOUBLE", min=0, max=100, doc="system-wide CPU %, 0-100"),
+    Column("mem_percent", "DOUBLE", min=0, max=100),
+    Column("swap_percent", "DOUBLE", required=False, min=0, max=100),
+    Column("disk_read_bytes", "BIGINT", min=0, doc="bytes read since the previous sample"),
+    Column("disk_write_bytes", "BIGINT", min=0),
+    Column("net_sent_bytes", "BIGINT", min=0),
+    Column("net_recv_bytes", "BIGINT", min=0),
+    Column("battery_percent", "DOUBLE", required=False, min=0, max=100),
+    Column("on_ac_power", "BOOLEAN", required=False),
+    Column("top_process", "VARCHAR", required=False),
+    Column("top_process_cpu", "DOUBLE", required=False, min=0),
+), doc="psutil sample every 5 s")
+
+ACTIVE_WINDOW = CsvStream("active_window", (
+    TS,
+    Column("app_name", "VARCHAR", doc="process name of the focused window"),
+    Column("window_title", "VARCHAR", required=False),
+    Column("pid", "BIGINT", required=False, min=0),
+    Column("reason", "VARCHAR", accepted=("change", "heartbeat", "close"),
+           doc="change: focus/title changed; heartbeat: periodic poll; close: last sample before "
+               "the screen locked or the collector stopped"),
+), doc="active app and window title, on change plus a heartbeat every poll interval")
+
+INPUT_COUNTS = CsvStream("input_counts", (
+    TS,
+    Column("bucket_s", "INTEGER", min=1, max=3600, doc="bucket length in seconds (5)"),
+    Column("key_presses", "INTEGER", min=0),
+    Column("clicks", "INTEGER", min=0),
+    Column("wheel", "INTEGER", min=0),
+    Column("mouse_moves", "INTEGER", min=0),
+    Column("mouse_distance_px", "DOUBLE", min=0),
+), doc="input counts per bucket; never any key identity")
+
+SYSTEM_EVENTS = CsvStream("system_events", (
+    TS,
+    Column("event", "VARCHAR", accepted=("lock", "unlock", "suspend", "resume", "collector_start",
+                                          "collector_stop", "network_up", "network_down")),
+), doc="screen lock/unlock, suspend/resume, collector lifecycle, connectivity")
+
+CSV_STREAMS: dict[str, CsvStream] = {s.name: s for s in (SYSTEM_METRICS, ACTIVE_WINDOW, INPUT_COUNTS,
+                                                          SYSTEM_EVENTS)}
+BINARY_STREAM = "events"
+ALL_STREAMS = (*CSV_STREAMS, BINARY_STREAM)
