@@ -179,6 +179,16 @@ def _day_str(day_number) -> str:
     return str(np.datetime64(int(day_number), "D"))
 
 
+def init_lake(lake: Path) -> None:
+    """Write a zero-row Parquet file per stream under lake/_schemas/ so readers (dbt's
+    lake_scan macro) know every stream's columns even before its first segment lands."""
+    for stream in (BINARY_STREAM, *CSV_STREAMS):
+        target = lake / "_schemas" / f"{stream}.parquet"
+        schema = lake_schema(stream)
+        if not target.exists() or pq.read_schema(target) != schema:
+            write_parquet_atomic(schema.empty_table(), target)
+
+
 def partition_path(lake: Path, stream: str, day: str, user_id: str, device_id: str) -> Path:
     return lake / stream / f"date={day}" / f"{user_id}~{device_id}.parquet"
 
@@ -446,6 +456,7 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
 
         for rel, tables in rejects.items():
             _write_row_rejects(paths, rel, tables)
+        init_lake(paths.lake)
         partitions = _write_partitions(paths.lake, batch)
 
         now_rec = time.time_ns() // 1000

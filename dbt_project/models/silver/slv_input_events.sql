@@ -1,0 +1,10 @@
+-- Input events (keys, mouse moves, clicks, wheel) with the mouse distance each move adds
+-- (docs/metrics.md: Euclidean distance from the device's previous MOUSE_MOVE; the first adds 0).
+select
+    user_id, device_id, ts, ts_us, event_type, event_name, app_name, x, y,
+    case when event_type = 3
+         then coalesce(sqrt(power(x - lag(x) over w, 2) + power(y - lag(y) over w, 2)), 0)
+         else 0 end::DOUBLE as move_distance_px
+from {{ ref('slv_events') }}
+where is_input
+window w as (partition by user_id, device_id, event_type = 3 order by ts_us, x, y)
