@@ -1,0 +1,3 @@
+from focuslake.cli import main
+
+raise SystemExit(main())
