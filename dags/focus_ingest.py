@@ -1,0 +1,43 @@
+"""focus_ingest: landing zone -> Parquet lake, every 5 minutes. Configuration only."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from airflow.sdk import dag, task
+
+from focuslake.airflow_env import DEFAULT_TASK_ARGS
+from focuslake.assets import LAKE
+
+
+@dag(
+    dag_id="focus_ingest",
+    schedule="*/5 * * * *",
+    start_date=datetime(2026, 1, 1, tzinfo=UTC),
+    catchup=False,
+    max_active_runs=1,  # one ingest at a time: the ledger and the partition rewrites are per-process
+    default_args=DEFAULT_TASK_ARGS,
+    tags=["focuslake", "ingest", "lake"],
+    doc_md="""
+### focus_ingest
+Moves sealed segments from `FOCUSLAKE_DATA/landing/` into the Parquet lake
+(`FOCUSLAKE_DATA/lake/`, Hive partitions), quarantining bad files and rows with their reason
+and recording every segment in the ledger (re-dropped files are no-ops).
+
+Runs every 5 minutes (no catch-up). On success it updates the **focus_lake** asset, which
+schedules `focus_transform`. Does not open the DuckDB warehouse.
+""",
+)
+def focus_ingest():
+    @task(
+        outlets=[LAKE],
+        doc_md="Calls `focuslake.pipeline.ingest()`; returns the segment and row counts (XCom).",
+    )
+    def ingest() -> dict:
+        from focuslake import pipeline
+
+        return pipeline.ingest()
+
+    ingest()
+
+
+focus_ingest()

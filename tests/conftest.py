@@ -1,0 +1,15 @@
+# --- Airflow test isolation (from tests/airflow_harness.py) --------------------------------
+# Must run at import time, before any test module imports Airflow: Airflow reads its config
+# (AIRFLOW_HOME, the metadata DB, dags folder...) once, when first imported. This gives the whole
+# pytest process a tmp AIRFLOW_HOME (SQLite DB, removed at exit) and a tmp FOCUSLAKE_DATA
+# (<home>/data), with the project's Airflow settings and every telemetry switch off.
+# Tests that need the DB call airflow_harness.prepare_airflow() (db migrate, pool, dbt parse).
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import airflow_harness`, package or not
+
+from airflow_harness import configure_airflow_env  # noqa: E402
+
+configure_airflow_env()
+# --- end Airflow test isolation ----------------------------------------------------------------
