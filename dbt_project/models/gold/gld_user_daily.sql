@@ -2,7 +2,7 @@
 select
     user_id,
     day,
-    sum(active_seconds)::DOUBLE as active_seconds,
+    sum(active_seconds)::DOUBLE as active_seconds,  -- hours hold whole microseconds: exact
     sum(keystrokes) as keystrokes,
     sum(clicks) as clicks,
     sum(wheel_events) as wheel_events,

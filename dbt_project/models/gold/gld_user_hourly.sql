@@ -26,7 +26,7 @@ switches as (
     group by all
 ),
 active as (
-    select user_id, hour_start, sum(active_seconds) as active_seconds,
+    select user_id, hour_start, sum(active_us) / 1e6 as active_seconds,
            count(distinct app_name) as apps_used
     from {{ ref('slv_active_hourly') }}
     group by all

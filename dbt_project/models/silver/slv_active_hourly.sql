@@ -10,6 +10,7 @@ select
     device_id,
     {{ us_to_ts('hour_us') }} as hour_start,
     app_name,
-    sum(least(end_us, hour_us + {{ hour_us() }}) - greatest(start_us, hour_us)) / 1e6 as active_seconds
+    sum(least(end_us, hour_us + {{ hour_us() }}) - greatest(start_us, hour_us))::BIGINT as active_us,
+    active_us / 1e6 as active_seconds
 from pieces
 group by all
