@@ -2,12 +2,12 @@
 select
     user_id,
     day,
-    sum(active_seconds)::DOUBLE as active_seconds,  -- hours hold whole microseconds: exact
+    round(sum(active_seconds), 6)::DOUBLE as active_seconds,  -- hours hold whole microseconds
     sum(keystrokes) as keystrokes,
     sum(clicks) as clicks,
     sum(wheel_events) as wheel_events,
     sum(mouse_moves) as mouse_moves,
-    sum(mouse_distance_px)::DOUBLE as mouse_distance_px,
+    round(sum(mouse_distance_px), 6)::DOUBLE as mouse_distance_px,  -- hours hold whole micropixels
     sum(input_events) as input_events,
     sum(context_switches) as context_switches,
     sum(idle_periods) as idle_periods,

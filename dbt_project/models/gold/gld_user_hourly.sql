@@ -8,7 +8,7 @@ with inputs as (
         count(*) filter (where event_type = 4) as clicks,
         count(*) filter (where event_type = 5) as wheel_events,
         count(*) filter (where event_type = 3) as mouse_moves,
-        sum(move_distance_px) as mouse_distance_px,
+        sum(move_distance_upx) / 1e6 as mouse_distance_px,
         count(*) as input_events
     from {{ ref('slv_input_events') }}
     group by all
