@@ -14,7 +14,8 @@ Cosmos settings, chosen for these versions (Cosmos 1.15.1, dbt-core 1.11.16, Air
 - InvocationMode.DBT_RUNNER: dbt is called in-process (dbtRunner) instead of a `dbt` subprocess:
   no interpreter start and dbt import per task. Measured on a 2-model project with dag.test()
   (see the report in tests/test_dags.py's docstring): faster than SUBPROCESS, same results.
-- TestBehavior.AFTER_EACH: each model's dbt tests run right after it, before its children.
+- TestBehavior.AFTER_EACH: each model's dbt tests run right after it, before its children;
+  tests with several parents run detached, once all their parents are built.
 - emit_datasets=False: this DAG publishes one warehouse-level asset (focus_warehouse) from its
   last task; per-model Cosmos datasets (OpenLineage-derived URIs) would only add noise.
 - install_dbt_deps=False: the project has no dbt packages and no network to fetch them from.
@@ -90,6 +91,10 @@ The task graph comes from `dbt_project/target/manifest.json`: after changing mod
         render_config=RenderConfig(
             load_method=LOAD_METHOD,
             test_behavior=TestBehavior.AFTER_EACH,
+            # A test with several parents (e.g. `relationships` from a bronze model to a seed) gets
+            # its own task after all its parents; otherwise it runs inside the first parent's test
+            # task (dbt's eager indirect selection), before the other parent exists, and fails.
+            should_detach_multiple_parents_tests=True,
             emit_datasets=False,
             # Only used by the DBT_LS fallback: `dbt ls` as a subprocess of the DAG processor.
             # (Cosmos rejects a render dbt_executable_path with DBT_RUNNER unless it equals

@@ -9,7 +9,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # `import airflow_harness`, package or not
 
-from airflow_harness import configure_airflow_env  # noqa: E402
+from airflow_harness import configure_airflow_env
 
 configure_airflow_env()
 # --- end Airflow test isolation ----------------------------------------------------------------

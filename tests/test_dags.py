@@ -17,7 +17,7 @@ import yaml
 from airflow_harness import dags_folder, load_dagbag, prepare_airflow, run_dag
 
 from focuslake.airflow_env import DBT_MANIFEST, WAREHOUSE_POOL, airflow_env, dbt_manifest_is_fresh
-from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT
+from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 
 EXPECTED_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish"}
 # upstream DAG -> the DAG its outlet asset schedules
@@ -195,8 +195,12 @@ def test_airflow_env_exports_are_shell_safe():
 
 
 # (e) ------------------------------------------------------------------------------------------
-def test_focus_ingest_runs_on_an_empty_landing_zone(airflow_ready):
+def test_focus_ingest_runs_on_an_empty_landing_zone(airflow_ready, tmp_path, monkeypatch):
+    monkeypatch.setenv("FOCUSLAKE_DATA", str(tmp_path / "data"))  # read by the task at run time
     assert run_dag("focus_ingest") == "success"
+    lake = Paths.from_env().lake
+    # no data partitions (ingest may still write its ledger export and empty-stream schemas)
+    assert [p for p in lake.rglob("*.parquet") if any(part.startswith("date=") for part in p.parts)] == []
 
 
 # (f) ------------------------------------------------------------------------------------------
@@ -206,7 +210,7 @@ def test_cli_lists_the_four_dags_without_import_errors(airflow_ready):
     airflow = str(Path(sys.executable).parent / "airflow")
 
     def cli(*args: str):
-        proc = subprocess.run([airflow, *args, "--local", "-o", "json"], env=env, cwd=PROJECT_ROOT,
+        proc = subprocess.run([airflow, *args, "--local", "-o", "json"], check=False, env=env, cwd=PROJECT_ROOT,
                               capture_output=True, text=True, timeout=300)
         assert proc.returncode == 0, proc.stderr[-3000:]
         return json.loads(proc.stdout)
