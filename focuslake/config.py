@@ -31,7 +31,7 @@ class Paths:
     root: Path
 
     @classmethod
-    def from_env(cls) -> "Paths":
+    def from_env(cls) -> Paths:
         return cls(Path(os.environ.get("FOCUSLAKE_DATA", PROJECT_ROOT / "data")).resolve())
 
     @property
@@ -70,7 +70,7 @@ class Paths:
         """Ground truth recorded by the synthetic workload generator."""
         return self.root / "truth"
 
-    def ensure(self) -> "Paths":
+    def ensure(self) -> Paths:
         for p in (self.landing, self.lake, self.quarantine, self.warehouse.parent,
                   self.published.parent, self.truth):
             p.mkdir(parents=True, exist_ok=True)

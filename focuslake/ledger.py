@@ -93,7 +93,6 @@ class Ledger:
 
     def export_parquet(self, target: Path) -> None:
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         cur = self.con.execute("SELECT * FROM segments ORDER BY path")
         names = [d[0] for d in cur.description]

@@ -14,9 +14,9 @@ import csv
 import io
 import os
 import zlib
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -27,11 +27,11 @@ PART_SUFFIX = ".part"
 
 
 def utc_date(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc).strftime("%Y-%m-%d")
+    return datetime.fromtimestamp(ts_us / 1e6, tz=UTC).strftime("%Y-%m-%d")
 
 
 def _stamp(ts_us: int) -> str:
-    return datetime.fromtimestamp(ts_us / 1e6, tz=timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return datetime.fromtimestamp(ts_us / 1e6, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def fsync_dir(path: Path) -> None:
@@ -182,8 +182,7 @@ class EventSegmentWriter(_SegmentWriter):
 
     suffix = ".bin"
 
-    def __init__(self, landing, user_id: str, device_id: str, *, flags: int = 0,
-                 clock_us=None, **kw):
+    def __init__(self, landing, user_id: str, device_id: str, *, flags: int = 0, **kw):
         super().__init__(landing, BINARY_STREAM, user_id, device_id, **kw)
         self.flags = flags
         self._crc = 0
