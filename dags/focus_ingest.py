@@ -23,19 +23,27 @@ Moves sealed segments from `FOCUSLAKE_DATA/landing/` into the Parquet lake
 (`FOCUSLAKE_DATA/lake/`, Hive partitions), quarantining bad files and rows with their reason
 and recording every segment in the ledger (re-dropped files are no-ops).
 
-Runs every 5 minutes (no catch-up). On success it updates the **focus_lake** asset, which
-schedules `focus_transform`. Does not open the DuckDB warehouse.
+Runs every 5 minutes (no catch-up). When it ingested or quarantined new segments it updates
+the **focus_lake** asset, which schedules `focus_transform`; with nothing new the task is
+skipped and nothing downstream runs. Does not open the DuckDB warehouse.
 """,
 )
 def focus_ingest():
     @task(
         outlets=[LAKE],
-        doc_md="Calls `focuslake.pipeline.ingest()`; returns the segment and row counts (XCom).",
+        doc_md="Calls `focuslake.pipeline.ingest()`; returns the segment and row counts (XCom). "
+        "When no new or changed segment was found the task ends *skipped*: the lake did not "
+        "change, so no **focus_lake** event is emitted and dbt does not rerun every 5 minutes.",
     )
     def ingest() -> dict:
+        from airflow.sdk.exceptions import AirflowSkipException
+
         from focuslake import pipeline
 
-        return pipeline.ingest()
+        counts = pipeline.ingest()
+        if counts["segments_new"] == 0:  # a skipped task emits no asset event
+            raise AirflowSkipException(f"no new segments in the landing zone: {counts}")
+        return counts
 
     ingest()
 

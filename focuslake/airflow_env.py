@@ -102,6 +102,12 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
     }
+    # `airflow standalone` starts its components as `airflow ...` through PATH (FileNotFoundError
+    # when the virtualenv is not activated); Cosmos also looks dbt up on PATH.
+    venv_bin = str(Path(sys.executable).parent)
+    path = os.environ.get("PATH", "")
+    if path.split(os.pathsep)[0] != venv_bin:
+        env["PATH"] = os.pathsep.join([venv_bin, path]) if path else venv_bin
     # Telemetry off: dbt, Great Expectations, Cosmos (its own flag + DO_NOT_TRACK +
     # SCARF_NO_ANALYTICS, all three checked by cosmos.telemetry.should_emit), Airflow.
     env.update(NO_TELEMETRY_ENV)

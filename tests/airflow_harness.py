@@ -213,3 +213,24 @@ def run_dag(
             f"failed/unfinished tasks: {sorted(bad)}\n{details}"
         )
     return state
+
+
+def last_run(dag_id: str) -> dict[str, Any]:
+    """The latest run of ``dag_id``: its run_id, state, task states and the assets it updated
+    (``{"run_id": ..., "state": ..., "tasks": {task_id: state}, "asset_events": [asset name...]}``)."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        dr = session.query(DagRun).filter(DagRun.dag_id == dag_id).order_by(DagRun.id.desc()).first()
+        if dr is None:
+            raise AssertionError(f"DAG {dag_id!r} has no run")
+        tis = session.query(TaskInstance).filter(TaskInstance.dag_id == dag_id,
+                                                 TaskInstance.run_id == dr.run_id).all()
+        events = (session.query(AssetModel.name)
+                  .join(AssetEvent, AssetEvent.asset_id == AssetModel.id)
+                  .filter(AssetEvent.source_dag_id == dag_id, AssetEvent.source_run_id == dr.run_id).all())
+        return {"run_id": dr.run_id, "state": str(dr.state),
+                "tasks": {ti.task_id: str(ti.state) for ti in tis}, "asset_events": sorted(n for (n,) in events)}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from airflow_harness import dags_folder, load_dagbag, prepare_airflow, run_dag
+from airflow_harness import dags_folder, last_run, load_dagbag, prepare_airflow, run_dag
 
 from focuslake.airflow_env import DBT_MANIFEST, WAREHOUSE_POOL, airflow_env, dbt_manifest_is_fresh
 from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
@@ -201,6 +201,21 @@ def test_focus_ingest_runs_on_an_empty_landing_zone(airflow_ready, tmp_path, mon
     lake = Paths.from_env().lake
     # no data partitions (ingest may still write its ledger export and empty-stream schemas)
     assert [p for p in lake.rglob("*.parquet") if any(part.startswith("date=") for part in p.parts)] == []
+    # nothing new: the task is skipped, so no focus_lake event and no dbt run downstream
+    run = last_run("focus_ingest")
+    assert run["tasks"] == {"ingest": "skipped"} and run["asset_events"] == []
+
+
+def test_focus_ingest_updates_the_lake_asset_when_segments_arrive(airflow_ready, tmp_path, monkeypatch):
+    simulate = pytest.importorskip("collectors.simulate")
+    data = tmp_path / "data"
+    monkeypatch.setenv("FOCUSLAKE_DATA", str(data))
+    subprocess.run([sys.executable, "-m", simulate.__name__, "--users", "1", "--days", "1", "--hours", "1",
+                    "--no-fsync", "--quiet", "--data", str(data)], check=True, cwd=PROJECT_ROOT)
+    assert run_dag("focus_ingest") == "success"
+    run = last_run("focus_ingest")
+    assert run["tasks"] == {"ingest": "success"} and run["asset_events"] == ["focus_lake"]
+    assert any(p for p in Paths.from_env().lake.rglob("*.parquet") if "date=" in str(p))
 
 
 # (f) ------------------------------------------------------------------------------------------
