@@ -13,3 +13,16 @@ from airflow_harness import configure_airflow_env
 
 configure_airflow_env()
 # --- end Airflow test isolation ----------------------------------------------------------------
+
+
+import pytest
+
+
+@pytest.fixture(scope="session")
+def airflow_ready() -> dict[str, str]:
+    """Metadata DB migrated, pool created, dbt manifest fresh (parse only if stale)."""
+    from airflow_harness import prepare_airflow
+
+    from focuslake.airflow_env import dbt_manifest_is_fresh
+
+    return prepare_airflow(parse_dbt=not dbt_manifest_is_fresh())

@@ -27,12 +27,6 @@ WAREHOUSE_DAGS = ("focus_transform", "focus_quality", "focus_publish")
 
 
 @pytest.fixture(scope="module")
-def airflow_ready() -> dict[str, str]:
-    """Metadata DB migrated, pool created, dbt manifest fresh (parse only if stale)."""
-    return prepare_airflow(parse_dbt=not dbt_manifest_is_fresh())
-
-
-@pytest.fixture(scope="module")
 def dagbag(airflow_ready):
     return load_dagbag()
 
