@@ -29,7 +29,7 @@ def summary(paths: Paths) -> int:
         GROUP BY user_id ORDER BY user_id""").fetchall()
     top = {u: (a, h) for u, a, h in top}
     t = Table(title="Gold metrics per user (gold.gld_user_daily)")
-    for col in ("user", "days", "active h", "keystrokes", "clicks", "context switches", "mouse km-px",
+    for col in ("user", "days", "active h", "keystrokes", "clicks", "switches", "mouse kpx",
                 "top app (h)"):
         t.add_column(col, justify="right" if col not in ("user", "top app (h)") else "left")
     for u, d, h, k, c, s, m in rows:
@@ -40,12 +40,21 @@ def summary(paths: Paths) -> int:
                          ).fetchone() if _has(con, "audit", "check_results") else (0, 0)
     con.close()
     console.print(f"Quality checks recorded: {checks[0]} ({checks[1]} failed)")
+    if (paths.truth / "hourly.parquet").exists():
+        from focuslake.verify import compare_with_truth
+
+        diffs = compare_with_truth(db, paths.truth)
+        ok = sum(d.ok for d in diffs)
+        console.print(f"Gold vs the workload's ground truth: {ok}/{len(diffs)} metric x grain checks agree "
+                      f"(counts exact, active time within 1 ms/hour)"
+                      + ("" if ok == len(diffs) else " -- MISMATCH: " + ", ".join(
+                          f"{d.metric}/{d.grain}" for d in diffs if not d.ok)))
     console.print(f"Published warehouse (read-only, for analysts): [bold]{paths.published}[/bold]")
     console.print(f"Working warehouse (pipeline only):            {paths.warehouse}")
     console.print(f"Parquet lake:                                  {paths.lake}")
     console.print(f"Quarantine:                                    {paths.quarantine}")
-    console.print(f"Try: duckdb -readonly {paths.published} "
-                  "\"select * from gold.gld_user_daily order by user_id, day\"")
+    console.print("Query it: .venv/bin/python -c \"import duckdb; print(duckdb.connect("
+                  f"'{paths.published}', read_only=True).sql('from gold.gld_user_daily'))\"")
     return 0
 
 
