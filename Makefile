@@ -10,11 +10,13 @@ USERS ?= 3
 DAYS ?= 7
 SEED ?= 1
 PIPELINE_DAGS := focus_ingest focus_transform focus_quality focus_publish
+# Debian packages tests need (installed by `make sysdeps` as root; `make test` runs it).
+APT_PACKAGES ?=
 # Project-local Airflow (SQLite metadata, LocalExecutor, loopback only, telemetry off).
 AIRFLOW_ENV = eval "$$($(BIN)/python -m focuslake.airflow_env)"
 export DO_NOT_TRACK := 1
 
-.PHONY: help setup venv native airflow-setup demo run-dags summary test test-fast bench airflow clean
+.PHONY: help sysdeps setup venv native airflow-setup demo run-dags summary test test-fast bench airflow clean
 
 help:
 	@echo "make demo     - set up, generate $(USERS) users x $(DAYS) days, run the DAGs end to end, print gold"
@@ -23,6 +25,18 @@ help:
 	@echo "make airflow  - Airflow UI on http://127.0.0.1:8080 (login required)"
 
 setup: venv native airflow-setup
+
+# Install whichever of APT_PACKAGES are missing (needs root: CI and the dev machines are).
+sysdeps:
+	@missing=""; for p in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" -ne 0 ]; then echo "not root: run sudo apt-get install -y$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && \
+	  apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml requirements.lock
@@ -56,7 +70,7 @@ demo: setup
 summary:
 	$(BIN)/python -m focuslake summary
 
-test: setup
+test: sysdeps setup
 	$(BIN)/pytest
 
 test-fast: setup
