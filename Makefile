@@ -76,8 +76,13 @@ test: sysdeps setup
 test-fast: setup
 	$(BIN)/pytest -m "not slow"
 
+# Each module prints its own side-by-side comparisons; modules not written yet are skipped.
+BENCH_MODULES ?= focuslake.bench focuslake.bench_models collectors.bench focuslake.bench_airflow \
+                 focuslake.receiver.bench
 bench: setup
-	$(BIN)/python -m focuslake.bench
+	@for m in $(BENCH_MODULES); do \
+	  if $(BIN)/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('$$m') is None)" 2>/dev/null; \
+	  then echo "== $$m"; $(BIN)/python -m $$m; else echo "== $$m (not present, skipped)"; fi; done
 
 # The UI: Airflow standalone on the embedded default, bound to 127.0.0.1, login required
 # (SimpleAuthManager generates the password at first start, in .airflow/, never committed).
