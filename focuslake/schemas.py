@@ -84,7 +84,22 @@ SYSTEM_EVENTS = CsvStream("system_events", (
                                           "collector_stop", "network_up", "network_down")),
 ), doc="screen lock/unlock, suspend/resume, collector lifecycle, connectivity")
 
+# Generic JSON events (seeds 002/004 and seed 000's EyeCore payload) as landed by the receiver
+# (focuslake/receiver, docs/receiver.md): one row per accepted event; JSON objects as text.
+APP_EVENTS = CsvStream("app_events", (
+    TS,
+    Column("event_id", "VARCHAR", doc="client's event id (EyeCore: derived from its content)"),
+    Column("event_name", "VARCHAR", doc="event_name, else event_type (seed 002 performance events)"),
+    Column("event_type", "VARCHAR", required=False, doc="event_category (seed 004) or event_type (002)"),
+    Column("session_id", "VARCHAR", required=False),
+    Column("source", "VARCHAR", accepted=("generic", "eyecore"), doc="payload shape it came in"),
+    Column("properties_json", "VARCHAR", required=False, doc="properties (EyeCore: data), JSON object"),
+    Column("context_json", "VARCHAR", required=False, doc="context + unknown top-level fields, JSON"),
+    Column("consent_json", "VARCHAR", required=False, doc="privacy flags (seed 004 privacy), JSON"),
+    Column("received_us", "BIGINT", min=0, doc="receiver clock when the batch arrived (UTC us)"),
+), doc="generic app events posted to the receiver's POST /v1/events")
+
 CSV_STREAMS: dict[str, CsvStream] = {s.name: s for s in (SYSTEM_METRICS, ACTIVE_WINDOW, INPUT_COUNTS,
-                                                          SYSTEM_EVENTS)}
+                                                          SYSTEM_EVENTS, APP_EVENTS)}
 BINARY_STREAM = "events"
 ALL_STREAMS = (*CSV_STREAMS, BINARY_STREAM)
