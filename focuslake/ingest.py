@@ -473,10 +473,30 @@ def _write_row_rejects(paths: Paths, rel: str, tables: list[pa.Table]) -> None:
                          paths.quarantine / "rows" / f"{rel}.rejects.parquet")
 
 
-def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None = None) -> dict:
-    """Process every new sealed segment in the landing zone. Returns a summary of counts."""
-    import duckdb
+CHUNK_BYTES = int(os.environ.get("FOCUSLAKE_INGEST_CHUNK_MB", "256")) << 20
 
+
+def _chunks(segs: list[Segment], limit: int) -> list[list[Segment]]:
+    """Consecutive runs of segments (landing order: stream/user/device/date) of at most `limit`
+    bytes each, so memory stays bounded whatever the backlog, and a partition's segments mostly
+    land in one chunk (one rewrite)."""
+    out, cur, size = [], [], 0
+    for s in segs:
+        if cur and size + s.size > limit:
+            out.append(cur)
+            cur, size = [], 0
+        cur.append(s)
+        size += s.size
+    if cur:
+        out.append(cur)
+    return out
+
+
+def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None = None,
+                   chunk_bytes: int = CHUNK_BYTES) -> dict:
+    """Process every new sealed segment in the landing zone, in chunks of at most
+    `chunk_bytes` of segments; each chunk is fully written to the lake and recorded in the
+    ledger before the next starts. Returns a summary of counts."""
     t0 = time.perf_counter()
     paths.ensure()
     now_us = now_us if now_us is not None else time.time_ns() // 1000
@@ -490,73 +510,15 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
         timings[phase] = round(timings.get(phase, 0.0) + now - lap[0], 4)
         lap[0] = now
 
+    todo: list[Segment] = []
+    partitions = 0
     try:
         known = ledger.known()
         todo = [s for s in discover(paths.landing) if known.get(s.rel) != (s.size, s.mtime_ns)]
-        for s in todo:
-            s.checksum = _sha256(s.path)
-        done = ledger.checksum_status([s.checksum for s in todo])
-        batch, rejects = _Batch(), defaultdict(list)
-        live: list[Segment] = []
         seen_now: set[str] = set()
-        for s in todo:
-            if s.checksum in done or s.checksum in seen_now:
-                s.status, s.reasons = "duplicate", [f"same checksum already processed ({done.get(s.checksum, 'this run')})"]
-                continue
-            seen_now.add(s.checksum)
-            try:
-                _classify(s)
-            except FileRejected as e:
-                _quarantine_file(paths, s, e.reason, _count_rows(s), run_id)
-                continue
-            live.append(s)
-        mark("discover_checksum")
-
-        for s in (s for s in live if s.stream == BINARY_STREAM):
-            try:
-                table, ts, rej = decode_binary(s, now_us)
-            except FileRejected as e:
-                _quarantine_file(paths, s, e.reason, e.rows, run_id)
-                continue
-            batch.add_table(s, table, ts)
-            if rej is not None:
-                rejects[s.rel].append(rej)
-
-        mark("binary_decode")
-        con = duckdb.connect()
-        try:
-            group_no = 0
-            for name, stream in CSV_STREAMS.items():
-                groups: dict[tuple, list[Segment]] = defaultdict(list)
-                for s in (s for s in live if s.stream == name):
-                    try:
-                        groups[tuple(read_csv_header(s, stream))].append(s)
-                    except FileRejected as e:
-                        _quarantine_file(paths, s, e.reason, e.rows, run_id)
-                for header, segs in groups.items():
-                    decode_csv_group(con, stream, segs, list(header), batch, rejects, now_us, group_no)
-                    group_no += 1
-            mark("csv_parse_validate")
-            for rel, tables in rejects.items():
-                _write_row_rejects(paths, rel, tables)
-            init_lake(paths.lake)
-            mark("quarantine_write")
-            partitions = _write_partitions(con, paths.lake, batch)
-            mark("lake_write")
-        finally:
-            con.close()
-
-        now_rec = time.time_ns() // 1000
-        entries = [LedgerEntry(
-            path=s.rel, stream=s.stream, user_id=s.user_id, device_id=s.device_id,
-            segment_id=s.rel if s.status == "ingested" else None, size_bytes=s.size,
-            mtime_ns=s.mtime_ns, checksum=s.checksum, status=s.status, rows_read=s.rows_read,
-            rows_written=s.rows_written, rows_quarantined=s.rows_quarantined,
-            reason="; ".join(s.reasons) or None, note=s.note, run_id=run_id, ingested_at_us=now_rec)
-            for s in todo]
-        for e in entries:
-            assert e.rows_read == e.rows_written + e.rows_quarantined, e
-        ledger.record(entries)
+        init_lake(paths.lake)
+        for chunk in _chunks(todo, chunk_bytes):
+            partitions += _ingest_chunk(paths, ledger, chunk, seen_now, now_us, run_id, mark)
         ledger.export_parquet(paths.ledger_export)
         mark("ledger")
     finally:
@@ -578,6 +540,77 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
     }
     log.info("ingest %s", summary)
     return summary
+
+
+def _ingest_chunk(paths: Paths, ledger: Ledger, chunk: list[Segment], seen_now: set[str], now_us: int,
+                  run_id: str, mark) -> int:
+    import duckdb
+
+    for s in chunk:
+        s.checksum = _sha256(s.path)
+    done = ledger.checksum_status([s.checksum for s in chunk])
+    batch, rejects = _Batch(), defaultdict(list)
+    live: list[Segment] = []
+    for s in chunk:
+        if s.checksum in done or s.checksum in seen_now:
+            s.status = "duplicate"
+            s.reasons = [f"same checksum already processed ({done.get(s.checksum, 'this run')})"]
+            continue
+        seen_now.add(s.checksum)
+        try:
+            _classify(s)
+        except FileRejected as e:
+            _quarantine_file(paths, s, e.reason, _count_rows(s), run_id)
+            continue
+        live.append(s)
+    mark("discover_checksum")
+
+    for s in (s for s in live if s.stream == BINARY_STREAM):
+        try:
+            table, ts, rej = decode_binary(s, now_us)
+        except FileRejected as e:
+            _quarantine_file(paths, s, e.reason, e.rows, run_id)
+            continue
+        batch.add_table(s, table, ts)
+        if rej is not None:
+            rejects[s.rel].append(rej)
+    mark("binary_decode")
+
+    con = duckdb.connect()
+    try:
+        group_no = 0
+        for name, stream in CSV_STREAMS.items():
+            groups: dict[tuple, list[Segment]] = defaultdict(list)
+            for s in (s for s in live if s.stream == name):
+                try:
+                    groups[tuple(read_csv_header(s, stream))].append(s)
+                except FileRejected as e:
+                    _quarantine_file(paths, s, e.reason, e.rows, run_id)
+            for header, segs in groups.items():
+                decode_csv_group(con, stream, segs, list(header), batch, rejects, now_us, group_no)
+                group_no += 1
+        mark("csv_parse_validate")
+        for rel, tables in rejects.items():
+            _write_row_rejects(paths, rel, tables)
+        mark("quarantine_write")
+        partitions = _write_partitions(con, paths.lake, batch)
+        mark("lake_write")
+    finally:
+        con.close()
+
+    now_rec = time.time_ns() // 1000
+    entries = [LedgerEntry(
+        path=s.rel, stream=s.stream, user_id=s.user_id, device_id=s.device_id,
+        segment_id=s.rel if s.status == "ingested" else None, size_bytes=s.size,
+        mtime_ns=s.mtime_ns, checksum=s.checksum, status=s.status, rows_read=s.rows_read,
+        rows_written=s.rows_written, rows_quarantined=s.rows_quarantined,
+        reason="; ".join(s.reasons) or None, note=s.note, run_id=run_id, ingested_at_us=now_rec)
+        for s in chunk]
+    for e in entries:
+        assert e.rows_read == e.rows_written + e.rows_quarantined, e
+    ledger.record(entries)  # after the lake writes: a crash before this only causes a redo
+    mark("ledger")
+    return partitions
 
 
 def _count_rows(seg: Segment) -> int:

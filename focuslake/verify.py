@@ -62,9 +62,23 @@ def compare_with_truth(warehouse: Path, truth: Path) -> list[MetricDiff]:
             FROM gold.gld_user_app_hourly""")
         out.append(_diff(con, "active_seconds", "user-hour-app", ACTIVE_TOLERANCE_S, "truth_app",
                          "gold_app", ["user_id", "hour_us", "app_name"]))
+        if _has_table(con, "gold", "gld_user_category_hourly"):
+            con.execute(f"""CREATE TEMP VIEW truth_cat AS
+                SELECT user_id, epoch_us(hour_start) AS hour_us, category, sum(active_seconds) AS active_seconds
+                FROM read_parquet('{truth}/app_hourly.parquet') GROUP BY ALL""")
+            con.execute("""CREATE TEMP VIEW gold_cat AS
+                SELECT user_id, epoch_us(hour_start) AS hour_us, category, active_seconds
+                FROM gold.gld_user_category_hourly""")
+            out.append(_diff(con, "active_seconds", "user-hour-category", ACTIVE_TOLERANCE_S, "truth_cat",
+                             "gold_cat", ["user_id", "hour_us", "category"]))
         return out
     finally:
         con.close()
+
+
+def _has_table(con, schema: str, table: str) -> bool:
+    return bool(con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = ? "
+                            "AND table_name = ?", [schema, table]).fetchone()[0])
 
 
 def _diff(con, metric: str, grain: str, tol: float, truth: str, gold: str, keys: list[str]) -> MetricDiff:

@@ -321,3 +321,19 @@ def test_ledger_export_matches_ledger_and_lake(paths):
                           f"read_parquet('{paths.ledger_export}') ORDER BY path").fetchall()
     assert [(r[1], r[2], r[3]) for r in exported] == [("ingested", 100, 0), ("ingested", 10, 1)]
     assert os.path.getsize(paths.ledger_export) > 0
+
+
+def test_chunked_ingest_gives_the_same_lake_as_one_chunk(tmp_path):
+    """Memory is bounded by processing the backlog in chunks; the result must not depend on it."""
+    results = []
+    for chunk_bytes in (1 << 40, 1):  # everything at once / one segment per chunk
+        paths = Paths(tmp_path / f"c{chunk_bytes}").ensure()
+        for k in range(3):
+            write_events(paths, records(200, t0=T0 + k * 3_600_000_000))
+        write_metrics(paths, [metric_row(i) for i in range(40)])
+        s = ingest_landing(paths, now_us=NOW + 4 * 3_600_000_000, chunk_bytes=chunk_bytes)
+        assert s["rows_written"] == 640 and s["segments_ingested"] == 4
+        results.append(duckdb.execute(
+            f"SELECT * EXCLUDE (segment_id) FROM read_parquet('{paths.lake}/*/date=*/*.parquet', "
+            "union_by_name=true) ORDER BY ALL").fetchall())
+    assert results[0] == results[1]

@@ -1,3 +1,4 @@
+{{ config(tags=['hourly']) }}
 -- One row per user and UTC hour with any activity: the hourly metrics (docs/metrics.md).
 -- User level sums over the user's devices.
 with inputs as (
@@ -31,6 +32,15 @@ active as (
     from {{ ref('slv_active_hourly') }}
     group by all
 ),
+focus as (
+    select user_id, date_trunc('hour', window_start) as hour_start,
+           sum(active_seconds) filter (where is_focused) as focused_seconds,
+           avg(focus_score) filter (where active_seconds > 0) as focus_score_avg,
+           min(focus_score) filter (where active_seconds > 0) as focus_score_min,
+           max(focus_score) filter (where active_seconds > 0) as focus_score_max
+    from {{ ref('gld_focus_scores') }}
+    group by all
+),
 spine as (
     select user_id, hour_start from inputs
     union select user_id, hour_start from idle
@@ -50,9 +60,14 @@ select
     coalesce(i.input_events, 0) as input_events,
     coalesce(w.context_switches, 0) as context_switches,
     coalesce(d.idle_periods, 0) as idle_periods,
-    coalesce(a.apps_used, 0) as apps_used
+    coalesce(a.apps_used, 0) as apps_used,
+    round(coalesce(f.focused_seconds, 0), 6)::DOUBLE as focused_seconds,
+    round(f.focus_score_avg, 2) as focus_score_avg,
+    f.focus_score_min,
+    f.focus_score_max
 from spine as s
 left join inputs as i using (user_id, hour_start)
 left join idle as d using (user_id, hour_start)
 left join switches as w using (user_id, hour_start)
 left join active as a using (user_id, hour_start)
+left join focus as f using (user_id, hour_start)

@@ -1,7 +1,7 @@
 -- Input events (keys, mouse moves, clicks, wheel) with the mouse distance each move adds
 -- (docs/metrics.md: Euclidean distance from the device's previous MOUSE_MOVE; the first adds 0).
 select
-    user_id, device_id, ts, ts_us, event_type, event_name, app_name, x, y,
+    user_id, device_id, ts, ts_us, event_type, event_name, app_name, x, y, speed_pps,
     -- integer micropixels: sums are exact, so reruns are bit-identical whatever the
     -- aggregation order (a float sum is not)
     round(case when event_type = 3
