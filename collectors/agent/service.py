@@ -145,7 +145,8 @@ class Collector:
         self.native: NativeSupervisor | None = None
         self.records_source: str | None = None
         self.activity = {"state": "active", "idle_since": None, "afk_since": None,
-                         "idle_periods": 0, "afk_periods": 0}
+                         "idle_periods": 0, "afk_periods": 0, "wakes": 0}
+        self._dirty = False              # write status.json at the end of this step
         self.online: bool | None = None
         self.network_changes = 0
         self.suspend: SuspendDetector | None = None
@@ -306,6 +307,7 @@ class Collector:
         self.lock_events += 1
         self._sysevent(ts, "lock")
         self._record(ts, EventType.SCREEN_LOCK)
+        self._dirty = True
         log.info("screen locked (%s)", source)
         self._pump_all(ts)
 
@@ -315,6 +317,7 @@ class Collector:
         self.locked = False
         self._sysevent(ts, "unlock")
         self._record(ts, EventType.SCREEN_UNLOCK)
+        self._dirty = True
         self._window_row(ts, "change")
         log.info("screen unlocked (%s)", source)
         self._pump_all(ts)
@@ -358,6 +361,7 @@ class Collector:
                 if online != self.online:
                     self.online = online
                     self.network_changes += 1
+                    self._dirty = True
                     self._sysevent(now, "network_up" if online else "network_down")
                     log.info("network %s", "up" if online else "down")
                 self.next_net = _next_grid(due, step)
@@ -369,6 +373,7 @@ class Collector:
         afk_us = int(self.cfg.idle.afk_seconds * 1e6)
         for tr in self.counter.check_idle(now, idle_us, afk_us):
             kind, ts = tr[0], tr[1]
+            self._dirty = True
             if kind == "idle_start":
                 self._record(ts, EventType.IDLE_START, idle_us // 1000)
                 self.activity.update(state="idle", idle_since=ts)
@@ -376,6 +381,7 @@ class Collector:
             elif kind == "idle_end":
                 self._record(ts, EventType.IDLE_END, min(tr[2] // 1000, 0xFFFFFFFF))
                 self.activity.update(state="active", idle_since=None, afk_since=None)
+                self.activity["wakes"] += 1
             elif kind == "afk":
                 self.activity.update(state="afk", afk_since=ts)
                 self.activity["afk_periods"] += 1
@@ -442,7 +448,7 @@ class Collector:
             self._pump_all(now)
         for s in self.sinks.values():
             s.seal_due(now)
-        if now - self._last_status >= STATUS_EVERY_US:
+        if self._dirty or now - self._last_status >= STATUS_EVERY_US:
             self._write_status(now, "running")
 
     def _next_wake(self, now: int) -> int:
@@ -583,6 +589,7 @@ class Collector:
 
     def _write_status(self, now: int, state: str) -> None:
         self._last_status = now
+        self._dirty = False
         doc = self.status(now, state)
         tmp = self.status_path.with_name(self.status_path.name + ".tmp")
         try:

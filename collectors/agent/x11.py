@@ -84,6 +84,9 @@ class X11Watcher(threading.Thread):
         if self.want_lock and self.d.has_extension("MIT-SCREEN-SAVER"):
             from Xlib.ext import screensaver
             self.root.screensaver_select_input(screensaver.NotifyMask)
+            # compare event codes, not classes: python-xlib may load the extension module
+            # twice, and then isinstance() fails on its own event objects
+            self.ss_event = self.d.query_extension("MIT-SCREEN-SAVER").first_event
             self.screensaver = True
         self.has_res = self.d.has_extension("X-Resource")
         self.d.flush()
@@ -226,7 +229,7 @@ class X11Watcher(threading.Thread):
                         if info is not None and title != info.title:
                             info = WindowInfo(info.wid, info.app, title, info.pid)
                             self.post(("window", ts, info))
-                elif self.screensaver and isinstance(e, screensaver.Notify):
+                elif self.screensaver and e.type == self.ss_event:
                     on = e.state in (screensaver.StateOn, screensaver.StateCycle)
                     if on != locked:
                         locked = on
