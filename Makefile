@@ -11,7 +11,7 @@ DAYS ?= 7
 SEED ?= 1
 PIPELINE_DAGS := focus_ingest focus_transform focus_quality focus_publish
 # Debian packages tests need (installed by `make sysdeps` as root; `make test` runs it).
-APT_PACKAGES ?= xvfb xauth xdotool x11-utils libx11-dev libxtst-dev chromium chromium-driver postgresql
+APT_PACKAGES ?= xvfb xauth xdotool x11-utils jwm libx11-dev libxtst-dev chromium chromium-driver postgresql
 # Project-local Airflow (SQLite metadata, LocalExecutor, loopback only, telemetry off).
 AIRFLOW_ENV = eval "$$($(BIN)/python -m focuslake.airflow_env)"
 export DO_NOT_TRACK := 1
