@@ -482,7 +482,7 @@ class Uploader:
             "pending": pending, "pending_segments": by_kind.get("segment", 0),
             "pending_event_batches": by_kind.get("events", 0), "pending_bytes": pbytes,
             "oldest_pending_age_s": round((now_us - oldest) / 1e6, 1) if oldest else None,
-            "next_attempt_in_s": round(max(0, next_at - now_us) / 1e6, 1) if next_at is not None else None,
+            "next_attempt_in_s": round(max(0, next_at - now_us) / 1e6, 3) if next_at is not None else None,
             "online": self._failures == 0, "consecutive_failures": self._failures,
             "last_error": last_err,
             "last_success_age_s": round((now_us - last_ok) / 1e6, 1) if last_ok else None,
@@ -529,6 +529,7 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--compress", choices=["zstd", "gzip", "none"], default="zstd")
     a = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # not one line per request
     if a.cmd == "status":
         print(json.dumps(Uploader(a.landing, a.queue).status(), indent=2))
         return 0
