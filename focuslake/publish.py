@@ -1,7 +1,15 @@
-"""Write-audit-publish: analysts never open the pipeline's working file. After the quality
-gate passed, the working warehouse is checkpointed and copied to a temp file beside the
-published copy, fsynced, and renamed over it in one atomic step. An analyst holding the old
-file open keeps reading the old, consistent version; new connections see the new one.
+"""Write-audit-publish: analysts never open the pipeline's working file.
+
+The quality gate (focuslake.quality.run_checks) leaves an audit stamp, <data>/quality/audited.json:
+the run id, whether every critical check passed, and the working warehouse file's size and
+mtime after the audit. `publish_warehouse` publishes only a warehouse whose stamp says passed
+and whose file has not changed since (a transform that ran after the audit must be audited
+again). It copies the working file to a temp file beside the published copy, fsyncs it, makes
+it read-only and renames it over the published copy in one atomic step, then fsyncs the
+directory. An analyst holding the old file open keeps reading the old, consistent version (the
+rename does not touch the open inode, and a read-only DuckDB connection's shared lock does not
+block it); new connections see the new one. If anything fails, the published copy stays as it
+was: the last good state.
 """
 from __future__ import annotations
 
@@ -15,26 +23,87 @@ from focuslake.config import Paths
 GOLD_TABLES = ("gld_user_hourly", "gld_user_daily", "gld_user_app_hourly", "gld_user_app_daily")
 
 
-def publish_warehouse(paths: Paths) -> dict:
+class PublishError(RuntimeError):
+    pass
+
+
+def audit_stamp_path(paths: Paths):
+    return paths.root / "quality" / "audited.json"
+
+
+def _fingerprint(path) -> dict:
+    st = os.stat(path)
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
+
+
+def write_audit_stamp(paths: Paths, run_id: str, passed: bool, failed: list[str]) -> dict:
+    stamp = {"run_id": run_id, "passed": passed, "failed_checks": failed,
+             "audited_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             "warehouse": str(paths.warehouse), **_fingerprint(paths.warehouse)}
+    _write_json_atomic(audit_stamp_path(paths), stamp)
+    return stamp
+
+
+def _write_json_atomic(target, obj) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(obj, indent=2))
+    os.replace(tmp, target)
+
+
+def check_audit(paths: Paths) -> dict:
+    """The audit stamp, if it allows publishing the working warehouse as it is now."""
+    p = audit_stamp_path(paths)
+    if not p.exists():
+        raise PublishError(f"no audit of {paths.warehouse}: run the quality gate first "
+                           "(`python -m focuslake quality`)")
+    stamp = json.loads(p.read_text())
+    if not stamp.get("passed"):
+        raise PublishError(f"the last audit ({stamp.get('run_id')}) failed: "
+                           f"{', '.join(stamp.get('failed_checks') or [])}; the published copy stays "
+                           "at the last good state")
+    now = _fingerprint(paths.warehouse)
+    if any(stamp.get(k) != v for k, v in now.items()):
+        raise PublishError(f"the working warehouse changed after the audit {stamp.get('run_id')} "
+                           "(a transform ran since?): audit it again before publishing")
+    return stamp
+
+
+def publish_warehouse(paths: Paths, require_audit: bool = True) -> dict:
     import duckdb
 
     src, dst = paths.warehouse, paths.published
     if not src.exists():
         raise FileNotFoundError(f"no working warehouse at {src}: run the transform first")
-    con = duckdb.connect(str(src))
+    stamp = check_audit(paths) if require_audit else {}
+    con = duckdb.connect(str(src), read_only=True)  # the audit checkpointed it: nothing in a WAL
     try:
-        con.execute("CHECKPOINT")  # everything in the main file, nothing left in the WAL
-        counts = {t: con.execute(f"SELECT count(*) FROM gold.{t}").fetchone()[0] for t in GOLD_TABLES}
+        have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() "
+                                          "WHERE schema_name = 'gold'").fetchall()}
+        counts = {t: con.execute(f"SELECT count(*) FROM gold.{t}").fetchone()[0]
+                  for t in sorted(have) if t in GOLD_TABLES or t.startswith("gld_")}
     finally:
         con.close()
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
-    shutil.copyfile(src, tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    os.chmod(tmp, 0o444)  # read-only for analysts
-    os.replace(tmp, dst)
+    try:
+        shutil.copyfile(src, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o444)  # read-only for analysts
+        if require_audit and any(stamp.get(k) != v for k, v in _fingerprint(src).items()):
+            raise PublishError("the working warehouse changed while it was being copied: not published")
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+    dfd = os.open(dst.parent, os.O_RDONLY)
+    try:
+        os.fsync(dfd)  # the rename itself survives a crash
+    finally:
+        os.close(dfd)
     manifest = {"published_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "source": str(src), "path": str(dst), "gold_rows": counts}
-    dst.with_suffix(".json").write_text(json.dumps(manifest, indent=2))
+                "source": str(src), "path": str(dst), "audit_run_id": stamp.get("run_id"),
+                "gold_rows": counts}
+    _write_json_atomic(dst.with_suffix(".json"), manifest)
     return manifest

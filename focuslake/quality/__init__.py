@@ -1,122 +1,177 @@
-"""Quality checks between the layers (spine: reconciliation). Every check's result is stored
-as a row in the working warehouse's `audit.check_results`, so analysts can query the
-history; a failing check raises QualityError naming the failed checks, which fails the
-Airflow task and keeps the published copy at its last good state.
+"""The quality gate: the *audit* of write-audit-publish (docs/quality.md).
+
+`run_checks(paths)` audits the working warehouse, the Parquet lake, the ledger and the
+quarantine:
+  * reconciliation per segment and per landing day (rows read = written + quarantined, the lake
+    holds what the ledger says), quarantine evidence, gold = silver per user and day, a day =
+    the sum of its hours, input counts = input events per device and day;
+  * the seed thresholds: null rate > 5 %, duplicate rate > 1 % (per table and day), schema
+    violations, ingestion error rate > 1 % (per day), freshness (a cadence stream > 2 h behind
+    while it should produce), event-order accuracy (lock/unlock, suspend/resume, idle
+    start/end, no input while locked);
+  * the Great Expectations suites of every bronze stream and gold table (expectations/gx/).
+Every result is a row of `audit.check_results` in the working warehouse (published with it)
+and of the run's Parquet file under <data>/quality/results/ (all runs, passed or failed,
+queryable from the published copy through the view `audit.check_history`); GX Data Docs are
+rebuilt under <data>/quality_docs/. A failed critical check raises QualityError naming the
+failed checks and partitions: the Airflow task fails and nothing is published.
 """
 from __future__ import annotations
 
+import logging
+import os
 import time
 import uuid
-from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from focuslake.config import Paths
+from focuslake.quality.checks import Check, Ctx
+
+__all__ = ["RESULTS_DDL", "Check", "QualityError", "run_checks"]
+log = logging.getLogger("focuslake.quality")
 
 
 class QualityError(RuntimeError):
-    pass
+    """A critical check failed; the message names each failed check and where."""
+
+    def __init__(self, message: str, failed: list[Check] | None = None, run_id: str = ""):
+        super().__init__(message)
+        self.failed = failed or []
+        self.run_id = run_id
 
 
-@dataclass
-class Check:
-    name: str
-    table: str
-    observed: float
-    threshold: float
-    passed: bool
-    detail: str = ""
-    partition: str = ""
+RESULT_COLUMNS = (("run_id", "VARCHAR"), ("checked_at", "TIMESTAMP"), ("check_name", "VARCHAR"),
+                  ("source", "VARCHAR"), ("severity", "VARCHAR"), ("table_name", "VARCHAR"),
+                  ("column_name", "VARCHAR"), ("partition_key", "VARCHAR"), ("observed", "DOUBLE"),
+                  ("threshold", "DOUBLE"), ("passed", "BOOLEAN"), ("detail", "VARCHAR"))
+RESULTS_DDL = ("CREATE SCHEMA IF NOT EXISTS audit;\nCREATE TABLE IF NOT EXISTS audit.check_results ("
+               + ", ".join(f"{n} {t}" for n, t in RESULT_COLUMNS) + ");")
 
 
-RESULTS_DDL = """
-CREATE SCHEMA IF NOT EXISTS audit;
-CREATE TABLE IF NOT EXISTS audit.check_results (
-    run_id VARCHAR, checked_at TIMESTAMP, check_name VARCHAR, table_name VARCHAR,
-    partition_key VARCHAR, observed DOUBLE, threshold DOUBLE, passed BOOLEAN, detail VARCHAR
-);
-"""
+def _parse_as_of(value: str | datetime | None) -> datetime | None:
+    """None/'' -> relative freshness; 'now' -> the wall clock; else an ISO time (UTC)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        t = value
+    elif value == "now":
+        return datetime.now(UTC).replace(tzinfo=None)
+    else:
+        t = datetime.fromisoformat(value)
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
-def _lake(paths: Paths, stream: str) -> str:
-    return (f"read_parquet('{paths.lake}/{stream}/date=*/*.parquet', hive_partitioning=true, "
-            f"union_by_name=true)")
+def results_dir(paths: Paths):
+    return paths.root / "quality" / "results"
 
 
-def reconcile(con, paths: Paths) -> list[Check]:
-    checks: list[Check] = []
-    ledger = f"read_parquet('{paths.ledger_export}')"
-    if not paths.ledger_export.exists():
-        return [Check("ledger_exists", "ledger", 0, 1, False, "no ledger export: has ingest run?")]
-    # 1. every segment: rows read = rows written + rows quarantined
-    bad = con.execute(f"""SELECT path, rows_read, rows_written, rows_quarantined FROM {ledger}
-                          WHERE rows_read <> rows_written + rows_quarantined""").fetchall()
-    checks.append(Check("segment_rows_reconcile", "ledger", len(bad), 0, not bad,
-                        "; ".join(f"{p}: read {r} != written {w} + quarantined {q}" for p, r, w, q in bad[:10])))
-    # 2. the lake holds exactly rows_written rows of every ingested segment
-    for stream in ("events", "system_metrics", "active_window", "input_counts", "system_events"):
-        if not list((paths.lake / stream).glob("date=*/*.parquet")):
-            lake_counts = "SELECT NULL::VARCHAR AS segment_id, 0::BIGINT AS n WHERE false"
-        else:
-            lake_counts = f"SELECT segment_id, count(*) AS n FROM {_lake(paths, stream)} GROUP BY 1"
-        rows = con.execute(f"""
-            WITH l AS ({lake_counts}),
-                 g AS (SELECT path AS segment_id, rows_written FROM {ledger}
-                       WHERE status = 'ingested' AND stream = '{stream}')
-            SELECT coalesce(g.segment_id, l.segment_id), coalesce(g.rows_written, 0), coalesce(l.n, 0)
-            FROM g FULL OUTER JOIN l USING (segment_id)
-            WHERE coalesce(g.rows_written, 0) <> coalesce(l.n, 0)""").fetchall()
-        checks.append(Check("lake_matches_ledger", f"lake.{stream}", len(rows), 0, not rows,
-                            "; ".join(f"{s}: ledger {w} != lake {n}" for s, w, n in rows[:10])))
-    return checks
+def _store(con, paths: Paths, run_id: str, checked_at: datetime, checks: list[Check]) -> None:
+    """Append the run's rows to the working warehouse's table and write the run's Parquet file
+    (atomically) into the history that the view audit.check_history reads."""
+    import pyarrow as pa
+
+    from focuslake.ledger import write_parquet_atomic
+
+    con.execute(RESULTS_DDL)
+    have = {r[0] for r in con.execute("DESCRIBE audit.check_results").fetchall()}
+    for name, typ in RESULT_COLUMNS:  # older warehouses: add the columns they lack
+        if name not in have:
+            con.execute(f"ALTER TABLE audit.check_results ADD COLUMN {name} {typ}")
+    rows = [(run_id, checked_at, c.name, c.source, c.severity, c.table, c.column, c.partition,
+             float(c.observed), float(c.threshold), bool(c.passed), c.detail) for c in checks]
+    cols = ", ".join(n for n, _ in RESULT_COLUMNS)
+    con.executemany(f"INSERT INTO audit.check_results ({cols}) VALUES ({', '.join('?' * len(RESULT_COLUMNS))})",
+                    rows)
+    table = pa.table({n: [r[i] for r in rows] for i, (n, _) in enumerate(RESULT_COLUMNS)},
+                     schema=pa.schema([(n, {"VARCHAR": pa.string(), "TIMESTAMP": pa.timestamp("us"),
+                                            "DOUBLE": pa.float64(), "BOOLEAN": pa.bool_()}[t])
+                                       for n, t in RESULT_COLUMNS]))
+    target = results_dir(paths) / f"{checked_at:%Y%m%dT%H%M%S}_{run_id}.parquet"
+    write_parquet_atomic(table, target)
+    con.execute(f"""CREATE OR REPLACE VIEW audit.check_history AS
+        SELECT * FROM read_parquet('{results_dir(paths)}/*.parquet', union_by_name = true)""")
 
 
-def warehouse_totals(con) -> list[Check]:
-    """Gold totals equal silver totals; days equal the sum of their hours."""
-    checks = []
-    pairs = [
-        ("keystrokes", "SELECT count(*) FROM silver.slv_input_events WHERE event_type = 1",
-         "SELECT coalesce(sum(keystrokes), 0) FROM gold.gld_user_hourly"),
-        ("clicks", "SELECT count(*) FROM silver.slv_input_events WHERE event_type = 4",
-         "SELECT coalesce(sum(clicks), 0) FROM gold.gld_user_hourly"),
-        ("context_switches", "SELECT count(*) FROM silver.slv_window_intervals WHERE is_context_switch",
-         "SELECT coalesce(sum(context_switches), 0) FROM gold.gld_user_hourly"),
-        ("active_seconds", "SELECT coalesce(sum(active_seconds), 0) FROM silver.slv_active_hourly",
-         "SELECT coalesce(sum(active_seconds), 0) FROM gold.gld_user_app_hourly"),
-    ]
-    for name, silver_sql, gold_sql in pairs:
-        s = con.execute(silver_sql).fetchone()[0]
-        g = con.execute(gold_sql).fetchone()[0]
-        ok = abs(float(s) - float(g)) <= 1e-6 * max(1.0, abs(float(s)))
-        checks.append(Check(f"gold_equals_silver_{name}", "gold.gld_user_hourly", float(g), float(s), ok,
-                            "" if ok else f"gold {g} != silver {s}"))
-    bad_days = con.execute("""
-        SELECT d.user_id, d.day FROM gold.gld_user_daily d
-        JOIN (SELECT user_id, day, sum(keystrokes) k, sum(clicks) c, sum(context_switches) s,
-                     sum(active_seconds) a FROM gold.gld_user_hourly GROUP BY ALL) h USING (user_id, day)
-        WHERE d.keystrokes <> h.k OR d.clicks <> h.c OR d.context_switches <> h.s
-           OR abs(d.active_seconds - h.a) > 1e-6""").fetchall()
-    checks.append(Check("daily_equals_sum_of_hours", "gold.gld_user_daily", len(bad_days), 0, not bad_days,
-                        "; ".join(f"{u} {d}" for u, d in bad_days[:10])))
-    return checks
+def run_checks(paths: Paths, run_id: str | None = None, *, as_of: str | datetime | None = None,
+               now: datetime | None = None, gx: bool = True, docs: bool = True) -> dict:
+    """Audit everything; store every result; raise QualityError if a critical check failed.
 
-
-def run_checks(paths: Paths, run_id: str | None = None) -> dict:
+    as_of: freshness reference time (default: env FOCUSLAKE_QUALITY_AS_OF; unset means each
+    device's own newest data, so a backfill of old data is not "stale"); now: the clock the
+    future-timestamp bound uses (default: the wall clock)."""
     import duckdb
 
-    run_id = run_id or f"quality-{uuid.uuid4().hex[:12]}"
+    from focuslake.quality import checks as C
+    from focuslake.quarantine import unresolved_rels
+
+    t0 = time.perf_counter()
+    run_id = run_id or f"quality-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     if not paths.warehouse.exists():
         raise QualityError(f"no working warehouse at {paths.warehouse}: has the transform run?")
+    now = now or datetime.now(UTC).replace(tzinfo=None)
+    as_of = _parse_as_of(as_of if as_of is not None else os.environ.get("FOCUSLAKE_QUALITY_AS_OF"))
+    unresolved = unresolved_rels(paths)
+    ctx = Ctx(paths, now, as_of, unresolved["file"], unresolved["rows"])
+    checks: list[Check] = []
+    timings: dict[str, float] = {}
+    docs_index = None
     con = duckdb.connect(str(paths.warehouse))
     try:
-        checks = reconcile(con, paths) + warehouse_totals(con)
-        con.execute(RESULTS_DDL)
-        now = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime())
-        con.executemany("INSERT INTO audit.check_results VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        [(run_id, now, c.name, c.table, c.partition, c.observed, c.threshold, c.passed,
-                          c.detail) for c in checks])
+        if not paths.ledger_export.exists():
+            checks.append(Check("ledger_exists", "ledger", 0, 1, False, "no ledger snapshot: has the ingest run?"))
+        else:
+            C.prepare(con, ctx)
+            for fn in C.ALL_SQL_CHECKS:
+                t = time.perf_counter()
+                try:
+                    checks += fn(con, ctx)
+                except duckdb.Error as e:  # a missing relation or column is a failed check, not a crash
+                    checks.append(Check(fn.__name__, "warehouse", 1, 0, False, f"could not run: {e}"))
+                timings[fn.__name__] = round(time.perf_counter() - t, 3)
+            if gx:
+                from focuslake.quality.gx import validate_all
+
+                t = time.perf_counter()
+                gx_checks, docs_index = validate_all(con, ctx, run_id, build_docs=docs)
+                checks += gx_checks
+                timings["great_expectations"] = round(time.perf_counter() - t, 3)
+        _store(con, paths, run_id, now, checks)
+        con.execute("CHECKPOINT")  # the file as audited is complete: nothing left in a WAL
     finally:
         con.close()
-    failed = [c for c in checks if not c.passed]
+    failed = [c for c in checks if not c.passed and c.severity == "critical"]
+    from focuslake.publish import write_audit_stamp
+
+    write_audit_stamp(paths, run_id, not failed, sorted({f"{c.name} on {c.table}" for c in failed}))
+    summary = {"run_id": run_id, "checks": len(checks), "failed": len(failed),
+               "failed_checks": sorted({f"{c.name} on {c.table}" for c in failed}),
+               "as_of": as_of.isoformat() if as_of else None,
+               "docs": str(docs_index) if docs_index else None,
+               "seconds": round(time.perf_counter() - t0, 3), "phase_seconds": timings}
+    log.info("quality %s", summary)
     if failed:
-        raise QualityError("quality checks failed: " + "; ".join(
-            f"{c.name} on {c.table} ({c.detail})" for c in failed))
-    return {"run_id": run_id, "checks": len(checks), "failed": 0}
+        heads = [c for c in failed if c.partition == "all"] or failed
+        msg = "quality gate failed, nothing published; failed checks: " + "; ".join(
+            f"{c.name} on {c.table}" + (f".{c.column}" if c.column else "") + f" ({c.detail[:300]})"
+            for c in heads)
+        msg += f". Details: SELECT * FROM audit.check_history WHERE run_id = '{run_id}' AND NOT passed"
+        raise QualityError(msg, failed, run_id)
+    return summary
+
+
+def latest_results(paths: Paths, run_id: str | None = None):
+    """The stored rows of one run (default: the newest) as a list of dicts."""
+    import duckdb
+
+    files = sorted(results_dir(paths).glob("*.parquet"))
+    if not files:
+        return []
+    f = next((p for p in files if run_id and p.stem.endswith(run_id)), files[-1])
+    con = duckdb.connect()
+    try:
+        cur = con.execute(f"SELECT * FROM read_parquet('{f}')")
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur.fetchall()]
+    finally:
+        con.close()
+
