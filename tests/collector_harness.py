@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -87,11 +86,10 @@ def start_collector(config: Path, state: Path, env: dict, *, wait_native: bool =
     state.mkdir(parents=True, exist_ok=True)
     (state / "status.json").unlink(missing_ok=True)
     log = state / "foreground.log"
-    fh = open(log, "ab")
     env = {**env, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen([sys.executable, "-m", "collectors.agent", "start", "--foreground",
-                             "--config", str(config)], cwd=ROOT, env=env, stdout=fh, stderr=fh)
-    fh.close()
+    with open(log, "ab") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "collectors.agent", "start", "--foreground",
+                                 "--config", str(config)], cwd=ROOT, env=env, stdout=fh, stderr=fh)
     run = Running(proc, state, log)
     run.wait_status(lambda s: s.get("state") == "running", timeout, "status running")
     if wait_native:

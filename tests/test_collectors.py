@@ -7,6 +7,7 @@ decode to the injected events, and everything the collector landed is accepted b
 """
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import subprocess
@@ -16,8 +17,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from collector_harness import (DEVICE, ROOT, USER, all_records, csv_rows, event_segments, files,
-                               start_collector, write_config)
+from collector_harness import (
+    DEVICE,
+    ROOT,
+    USER,
+    all_records,
+    csv_rows,
+    event_segments,
+    files,
+    start_collector,
+    write_config,
+)
 from x11 import xserver  # noqa: F401 - fixture
 
 from focuslake.config import Paths
@@ -47,7 +57,7 @@ def scan_for(root: Path, needle: bytes) -> list[str]:
 
 @pytest.fixture(scope="module")
 def native_built() -> Path:
-    r = subprocess.run(["make", "-s", "-C", str(ROOT / "native")], capture_output=True, text=True)
+    r = subprocess.run(["make", "-s", "-C", str(ROOT / "native")], capture_output=True, text=True, check=False)
     assert r.returncode == 0, r.stderr
     exe = ROOT / "native" / "build" / "focus-capture"
     assert exe.is_file(), "make -C native did not build focus-capture (libx11-dev libxtst-dev missing?)"
@@ -99,7 +109,7 @@ def test_collector_lands_exactly_what_was_injected(xserver, native_built, tmp_pa
         run.wait_status(lambda s: s["network"]["online"] is True, 10, "network up")
         # -- the status command while running -------------------------------------------------
         r = subprocess.run([sys.executable, "-m", "collectors.agent", "status", "--config", str(cfg)],
-                           cwd=ROOT, capture_output=True, text=True, env=xserver.env)
+                           cwd=ROOT, capture_output=True, text=True, env=xserver.env, check=False)
         assert r.returncode == 0, r.stderr
         assert "running (pid" in r.stdout and "keystroke_dynamics=False" in r.stdout
         assert "native capture  running" in r.stdout
@@ -117,7 +127,7 @@ def test_collector_lands_exactly_what_was_injected(xserver, native_built, tmp_pa
     ic = csv_rows(landing, "input_counts")
     sums = {k: sum(int(r[k]) for r in ic) for k in ("key_presses", "clicks", "wheel", "mouse_moves")}
     assert sums == {"key_presses": keys, "clicks": 3, "wheel": 3, "mouse_moves": len(positions)}
-    want_dist = sum(math.dist(a, b) for a, b in zip(positions, positions[1:]))
+    want_dist = sum(math.dist(a, b) for a, b in itertools.pairwise(positions))
     assert sum(float(r["mouse_distance_px"]) for r in ic) == pytest.approx(want_dist, abs=0.01)
     assert all(int(r["ts_us"]) % 5_000_000 == 0 and r["bucket_s"] == "5" for r in ic)
 

@@ -63,7 +63,7 @@ class XServer:
         return env
 
     def xdotool(self, *args: str, check: bool = True) -> str:
-        r = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=30)
+        r = subprocess.run(["xdotool", *args], env=self.env, capture_output=True, text=True, timeout=30, check=False)
         if check and r.returncode != 0:
             raise AssertionError(f"xdotool {' '.join(args)} failed: {r.stderr}")
         return r.stdout.strip()
@@ -151,7 +151,7 @@ def start_xserver(tmp: Path) -> XServer:
     end = time.monotonic() + 15
     while time.monotonic() < end:   # the WM is up when it advertises itself on the root window
         r = subprocess.run(["xprop", "-root", "_NET_SUPPORTING_WM_CHECK"], env=xs.env, capture_output=True,
-                           text=True)
+                           text=True, check=False)
         if "window id" in r.stdout:
             break
         time.sleep(0.05)

@@ -96,7 +96,7 @@ def cmd_start(args) -> int:
             os.close(w)
 
         code = _run(cfg, ready)
-    except BaseException as e:   # noqa: BLE001 - report to the waiting parent, then exit
+    except BaseException as e:
         try:
             os.write(w, f"{type(e).__name__}: {e}\n".encode())
         except OSError:
@@ -125,15 +125,15 @@ def cmd_stop(args) -> int:
 
 
 def _fmt_status(doc: dict, running: int | None) -> str:
-    lines = [f"collector: {'running (pid %d)' % running if running else 'not running'}"
-             f"  [{doc.get('state', '?')} at {doc.get('updated')}]",
+    lines = [(f"collector: {f'running (pid {running})' if running else 'not running'}"
+             f"  [{doc.get('state', '?')} at {doc.get('updated')}]"),
              f"user/device: {doc.get('user_id')}/{doc.get('device_id')}   landing: {doc.get('landing')}",
-             f"consent: keystroke_dynamics={doc['consent']['keystroke_dynamics']} "
-             f"file_metadata={doc['consent']['file_metadata']}",
-             f"landing: {'ok' if doc.get('landing_ok') else 'ERROR ' + json.dumps(doc.get('landing_errors'))}"
-             f"   rows dropped: {doc.get('rows_dropped')}   native events dropped: {doc.get('native_events_dropped')}",
-             f"segments sealed: {doc.get('segments_sealed')}   last flush: {doc.get('last_flush')}   "
-             f"last seal: {doc.get('last_seal')}",
+             (f"consent: keystroke_dynamics={doc['consent']['keystroke_dynamics']} "
+             f"file_metadata={doc['consent']['file_metadata']}"),
+             (f"landing: {'ok' if doc.get('landing_ok') else 'ERROR ' + json.dumps(doc.get('landing_errors'))}"
+             f"   rows dropped: {doc.get('rows_dropped')}   native events dropped: {doc.get('native_events_dropped')}"),
+             (f"segments sealed: {doc.get('segments_sealed')}   last flush: {doc.get('last_flush')}   "
+             f"last seal: {doc.get('last_seal')}"),
              "streams:"]
     for name, s in doc.get("streams", {}).items():
         if not s.get("enabled"):

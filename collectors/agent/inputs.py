@@ -16,6 +16,7 @@ dated back to the last input (ActivityWatch's rule); not-AFK again at the next i
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -185,7 +186,5 @@ class PynputListener:
     def stop(self) -> None:
         for lst in (self.kb, self.mouse):
             if lst is not None:
-                try:
+                with contextlib.suppress(Exception):
                     lst.stop()
-                except Exception:   # noqa: BLE001
-                    pass

@@ -34,10 +34,13 @@ def find_binary(configured: str = "") -> Path | None:
 
 
 def _is_capture(pid: int) -> bool:
+    """A live (not zombie) focus-capture process."""
     try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() == BINARY_NAME[:15]
+        stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return False
+    name, _, rest = stat.partition(" (")[2].rpartition(") ")
+    return name == BINARY_NAME[:15] and not rest.startswith(("Z", "X"))
 
 
 def stop_stale(pidfile: Path, timeout: float = 3.0) -> int | None:
@@ -115,15 +118,13 @@ class NativeSupervisor:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         if self.starts == 0:
             self.status_file.unlink(missing_ok=True)   # a previous run's numbers
-        err = open(self.log_file, "ab")
         try:
-            self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
-                                         close_fds=True)
+            with open(self.log_file, "ab") as err:
+                self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err,
+                                             close_fds=True)
         except OSError as e:
             self.error = f"cannot start {self.binary}: {e}"
             return False
-        finally:
-            err.close()
         self.pidfile.write_text(f"{self.proc.pid}\n")
         self.starts += 1
         self._started_at = time.monotonic()
@@ -148,9 +149,8 @@ class NativeSupervisor:
             self._next_start = now + self._backoff
             self._backoff = min(self._backoff * 2, self.restart_max)
             return
-        if now >= self._next_start:
-            if self.start():
-                self.restarts += 1
+        if now >= self._next_start and self.start():
+            self.restarts += 1
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

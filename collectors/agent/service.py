@@ -43,8 +43,8 @@ log = logging.getLogger("collectors.agent")
 TICK_LAG_US = 250_000
 STATUS_EVERY_US = 5_000_000
 NEVER_RECORDED = [
-    "which key was pressed (key codes, scan codes, characters, modifier state) unless "
-    "consent.keystroke_dynamics = true, and then only in the native events stream",
+    ("which key was pressed (key codes, scan codes, characters, modifier state) unless "
+    "consent.keystroke_dynamics = true, and then only in the native events stream"),
     "typed text, clipboard, screen contents, keystroke sequences",
     "file names or file contents (consent.file_metadata has no collector yet)",
     "network traffic, URLs, addresses (connectivity is read from the local routing table)",
@@ -160,10 +160,10 @@ class Collector:
     # ------------------------------------------------------------------ setup
     def _make_sinks(self) -> None:
         c = self.cfg
-        common = dict(rotate_seconds=c.rotate_seconds, rotate_bytes=c.rotate_bytes, durable=c.durable,
-                      max_pending=c.backpressure.max_pending_rows,
-                      retry_seconds=c.backpressure.retry_seconds,
-                      grace_seconds=max(c.input.bucket_seconds, c.system.interval_seconds) + 1)
+        common = {"rotate_seconds": c.rotate_seconds, "rotate_bytes": c.rotate_bytes, "durable": c.durable,
+                      "max_pending": c.backpressure.max_pending_rows,
+                      "retry_seconds": c.backpressure.retry_seconds,
+                      "grace_seconds": max(c.input.bucket_seconds, c.system.interval_seconds) + 1}
         streams = ["system_events"]
         if c.system.enabled:
             streams.append("system_metrics")
@@ -604,4 +604,4 @@ def install_signal_handlers(col: Collector) -> None:
         signal.signal(sig, col.request_stop_from_signal)
 
 
-__all__ = ["Collector", "AlreadyRunning", "install_signal_handlers", "pid_running", "read_pid", "ev"]
+__all__ = ["AlreadyRunning", "Collector", "ev", "install_signal_handlers", "pid_running", "read_pid"]

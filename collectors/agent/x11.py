@@ -14,6 +14,7 @@ Both post `(kind, ts_us, payload)` tuples to a callback; they never write anythi
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import select
@@ -168,10 +169,8 @@ class X11Watcher(threading.Thread):
         win = self._active_window()
         if win is None:
             return None, WindowInfo.none()
-        try:
+        with contextlib.suppress(Exception):   # gone already: its title no longer matters
             win.change_attributes(event_mask=X.PropertyChangeMask)   # its title changes
-        except Exception:   # noqa: BLE001
-            pass
         pid = self._pid(win)
         return win, WindowInfo(win.id, self._app(win, pid), self._title(win), pid)
 
@@ -191,10 +190,8 @@ class X11Watcher(threading.Thread):
             log.error("%s", self.error)
             self.post(("x11_error", now_us(), self.error))
         finally:
-            try:
+            with contextlib.suppress(Exception):
                 self.d.close()
-            except Exception:   # noqa: BLE001
-                pass
 
     def _loop(self) -> None:
         from Xlib import X

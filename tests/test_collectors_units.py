@@ -1,0 +1,226 @@
+"""Collector parts that need no X server: config validation, .part recovery, connectivity and
+suspend detection, and the daemon CLI (start / status / stop) for real."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from collector_harness import DEVICE, ROOT, USER, write_config
+
+from collectors.agent import config as cfgmod
+from collectors.agent.recovery import recover_landing
+from collectors.agent.sinks import app_bytes
+from collectors.agent.system import SuspendDetector, network_online
+from focuslake import events as ev
+from focuslake.config import Paths
+from focuslake.ingest import ingest_landing
+from focuslake.segments import CsvSegmentWriter, EventSegmentWriter
+
+pytestmark = pytest.mark.timeout(60)
+T0 = 1_795_000_000_000_000
+
+
+# ------------------------------------------------------------------------------ config
+@pytest.mark.parametrize(("text", "message"), [
+    ('user_id = "u"\ndevice_id = "d"\nflush_secs = 1\n', "unknown key 'flush_secs'"),
+    ('user_id = "u"\ndevice_id = "d"\n[consent]\nkeystrokes = true\n', "unknown key 'consent.keystrokes'"),
+    ('user_id = "u"\ndevice_id = "d"\n[consent]\nkeystroke_dynamics = "yes"\n',
+     "consent.keystroke_dynamics must be bool"),
+    ('user_id = "u"\ndevice_id = "d"\n[system]\ninterval_seconds = 0\n', "system.interval_seconds = 0 is out of range"),
+    ('user_id = "bad id!"\ndevice_id = "d"\n', "user_id = 'bad id!' must match"),
+    ('device_id = "d"\n', "user_id is required"),
+    ('user_id = "u"\ndevice_id = "d"\n[idle]\nidle_seconds = 10\nafk_seconds = 5\n', "afk_seconds (5.0) must be >="),
+    ('user_id = "u"\ndevice_id = "d"\n[input]\nenabled = false\n', "idle.enabled needs input.enabled"),
+    ('user_id = "u"\ndevice_id = "d"\nsystem = 5\n', "[system] must be a table"),
+    ('user_id = "u"\ndevice_id = \n', "invalid TOML"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, message):
+    p = tmp_path / "c.toml"
+    p.write_text(text)
+    with pytest.raises(cfgmod.ConfigError) as e:
+        cfgmod.load(p)
+    assert message in str(e.value) and str(p) in str(e.value)
+    r = subprocess.run([sys.executable, "-m", "collectors.agent", "start", "-f", "--config", str(p)],
+                       cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and "config error" in r.stderr and message in r.stderr
+    assert not (tmp_path / "landing").exists()
+
+
+def test_missing_config_and_template(tmp_path):
+    with pytest.raises(cfgmod.ConfigError, match="does not exist.*init-config"):
+        cfgmod.load(tmp_path / "nope.toml")
+    p = tmp_path / "collector.toml"
+    r = subprocess.run([sys.executable, "-m", "collectors.agent", "init-config", str(p), "--user", "ann",
+                        "--device", "desk-1", "--landing", "landing", "--state-dir", "state"],
+                       cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.returncode == 0, r.stderr
+    c = cfgmod.load(p)
+    assert (c.user_id, c.device_id) == ("ann", "desk-1")
+    assert c.landing_path == tmp_path / "landing"              # relative to the file
+    assert c.consent.keystroke_dynamics is False and c.consent.file_metadata is False
+    assert (c.idle.idle_seconds, c.idle.afk_seconds, c.input.bucket_seconds) == (5.0, 180.0, 5)
+    r = subprocess.run([sys.executable, "-m", "collectors.agent", "init-config", str(p), "--user", "x",
+                        "--device", "y"], cwd=ROOT, capture_output=True, text=True, check=False)
+    assert r.returncode == 1 and "exists" in r.stderr
+
+
+# ------------------------------------------------------------------------------ recovery
+def _write_parts(landing: Path) -> dict:
+    """Leave .part files as a killed writer would: flushed rows plus a cut tail."""
+    out = {}
+    w = CsvSegmentWriter(landing, "system_events", USER, DEVICE)
+    for i in range(3):
+        w.write_row((T0 + i, "lock" if i % 2 else "unlock"))
+    w.flush()
+    part = w._part
+    w._fh.close()
+    with open(part, "ab") as fh:
+        fh.write(b"17950000000000")                   # a row cut mid-way (no newline)
+    out["csv"] = part
+    w = CsvSegmentWriter(landing, "input_counts", USER, DEVICE)
+    w.write_row((T0, 5, 1, 0, 0, 0, 0.0))
+    w._fh.flush()
+    w._fh.close()
+    part = w._part
+    part.write_bytes(part.read_bytes()[:10])          # killed before the header was complete
+    out["csv_empty"] = part
+    w = EventSegmentWriter(landing, USER, DEVICE)
+    recs = np.zeros(5, ev.EVENT_DTYPE)
+    recs["timestamp_us"] = T0 + np.arange(5)
+    recs["event_type"] = ev.EventType.MOUSE_CLICK
+    w.write_records(recs)
+    w.flush()
+    part = w._part
+    w._fh.close()
+    with open(part, "ab") as fh:
+        fh.write(b"\x01" * 40)                        # a record cut mid-way
+    out["bin"] = part
+    return out
+
+
+def test_recovery_keeps_the_valid_prefix_and_the_ingest_accepts_it(tmp_path):
+    landing = tmp_path / "landing"
+    parts = _write_parts(landing)
+    other = landing / "system_events" / "someone" / "else" / "2026-11-18"
+    other.mkdir(parents=True)
+    (other / "system_events-x-0000.csv.part").write_text("ts_us,event\n")   # not ours: untouched
+    rep = recover_landing(landing, USER, DEVICE)
+    assert (rep.recovered, rep.discarded, rep.rows_recovered) == (2, 1, 3 + 5)
+    assert not parts["csv"].exists() and not parts["csv_empty"].exists() and not parts["bin"].exists()
+    csv_final = Path(str(parts["csv"])[:-5])
+    assert csv_final.read_text().splitlines() == ["ts_us,event", f"{T0},unlock", f"{T0 + 1},lock",
+                                                  f"{T0 + 2},unlock"]
+    h, recs = ev.read_segment(Path(str(parts["bin"])[:-5]))
+    assert len(recs) == 5 and recs["timestamp_us"].tolist() == list(range(T0, T0 + 5))
+    assert (other / "system_events-x-0000.csv.part").exists()
+    again = recover_landing(landing, USER, DEVICE)      # idempotent
+    assert (again.recovered, again.discarded) == (0, 0)
+    summary = ingest_landing(Paths(tmp_path), now_us=T0 + 1)
+    assert summary["segments_ingested"] == 2 and summary["segments_quarantined"] == 0
+    assert summary["rows_written"] == 8
+
+
+def test_recovery_of_a_sealed_but_not_renamed_segment(tmp_path):
+    landing = tmp_path / "landing"
+    d = landing / "events" / USER / DEVICE / "2026-11-18"
+    d.mkdir(parents=True)
+    recs = np.zeros(3, ev.EVENT_DTYPE)
+    recs["timestamp_us"] = T0
+    recs["event_type"] = ev.EventType.KEY_PRESS
+    body = recs.tobytes()
+    whole = ev.pack_header(USER, DEVICE, T0) + body + ev.pack_footer(3, zlib.crc32(body))
+    (d / "events-x-n0000.bin.part").write_bytes(whole)  # crashed between footer and rename
+    rep = recover_landing(landing, USER, DEVICE)
+    assert (rep.recovered, rep.rows_recovered, rep.bytes_cut) == (1, 3, 16)
+    assert (d / "events-x-n0000.bin").read_bytes() == whole
+
+
+def test_app_name_is_cut_at_a_character_boundary():
+    assert app_bytes("a" * 40) == b"a" * 31
+    name = "日本語エディタ日本語エディタ"                       # 3 bytes per character
+    assert app_bytes(name) == name.encode()[:30] and app_bytes(name).decode()
+
+
+# ------------------------------------------------------------------------------ network, suspend
+def test_network_online_reads_the_routing_table(tmp_path):
+    v4, v6 = tmp_path / "route", tmp_path / "ipv6_route"
+    head = "Iface\tDestination\tGateway\tFlags\tRefCnt\tUse\tMetric\tMask\tMTU\tWindow\tIRTT\n"
+    v4.write_text(head + "eth0\t00000000\t0101A8C0\t0003\t0\t0\t100\t00000000\t0\t0\t0\n")
+    assert network_online([str(v4)])
+    v4.write_text(head + "lo\t00000000\t00000000\t0001\t0\t0\t0\t00000000\t0\t0\t0\n"
+                  + "eth0\t0001A8C0\t00000000\t0001\t0\t0\t100\t00FFFFFF\t0\t0\t0\n")
+    assert not network_online([str(v4)])                # loopback and a LAN route only
+    z = "0" * 32
+    v6.write_text(f"{z} 00 {z} 00 fe800000000000000000000000000001 00000400 00000001 00000000 00000003 wlan0\n")
+    assert network_online([str(v4), str(v6)])
+    v6.write_text(f"{z} 00 {z} 00 {z} ffffffff 00000001 00000000 00200200 lo\n")   # reject route
+    assert not network_online([str(v4), str(v6), str(tmp_path / "missing")])
+
+
+def test_suspend_detector_sees_boottime_jump_away_from_monotonic():
+    clock = {"boot": 1_000, "mono": 1_000, "wall": T0}
+    det = SuspendDetector(2.0, clocks=lambda: (clock["boot"], clock["mono"], clock["wall"]))
+    for _ in range(3):                                  # awake: both clocks advance together
+        for k in clock:
+            clock[k] += 1_000_000
+        assert det.check() is None
+    before = clock["wall"]
+    clock["boot"] += 3_600_000_000 + 500_000            # an hour asleep, half a second awake
+    clock["mono"] += 500_000
+    clock["wall"] += 3_600_000_000 + 500_000
+    assert det.check() == (before + 500_000, clock["wall"])
+
+
+# ------------------------------------------------------------------------------ daemon CLI
+def test_daemon_start_status_stop(tmp_path):
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    cfg = write_config(tmp_path / "c.toml", landing, state, rotate_seconds=1,
+                       system={"interval_seconds": 1, "top_process": True}, window={"enabled": False},
+                       input={"enabled": False}, idle={"enabled": False}, lock={"enabled": False},
+                       native={"enabled": False})
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "collectors.agent", *args, "--config", str(cfg)],
+                              cwd=ROOT, capture_output=True, text=True, env=env, check=False, timeout=60)
+
+    r = cli("status")
+    assert r.returncode == 3 and "not running" in r.stdout
+    r = cli("start")
+    assert r.returncode == 0 and "collector started (pid" in r.stdout, r.stderr
+    pid = int(r.stdout.split("pid ")[1].split(")")[0])
+    try:
+        r2 = cli("start")
+        assert r2.returncode == 1 and "already running" in r2.stderr
+        end = time.monotonic() + 20
+        while time.monotonic() < end:                   # a couple of samples, sealed each second
+            doc = json.loads((state / "status.json").read_text())
+            if doc["streams"]["system_metrics"]["segments_sealed"] >= 1:
+                break
+            time.sleep(0.1)
+        r = cli("status", "--json")
+        assert r.returncode == 0
+        doc = json.loads(r.stdout)
+        assert doc["running"] and doc["pid"] == pid
+        st = doc["status"]
+        assert st["consent"] == {"keystroke_dynamics": False, "file_metadata": False}
+        assert st["streams"]["system_metrics"]["enabled"] and not st["streams"]["active_window"]["enabled"]
+        assert st["streams"]["system_metrics"]["segments_sealed"] >= 1 and st["last_seal"]
+        human = cli("status").stdout
+        assert f"running (pid {pid})" in human and "system_metrics" in human and "never recorded" in human
+    finally:
+        r = cli("stop")
+    assert r.returncode == 0 and f"stopped (pid {pid})" in r.stdout
+    assert cli("status").returncode == 3
+    assert "collector started" in (state / "collector.log").read_text()
+    rows = (landing / "system_events" / USER / DEVICE).rglob("*.csv")
+    text = "".join(p.read_text() for p in rows)
+    assert "collector_start" in text and "collector_stop" in text
+    assert ingest_landing(Paths(tmp_path))["segments_quarantined"] == 0
