@@ -168,7 +168,8 @@ def test_upload_duplicate_conflict_and_checksum(server):
     assert put(c, "nosuchstream", "x.csv", data).status_code == 422
     assert put(c, "system_metrics", "x.csv", data, day="2026-02-30").status_code == 422
     assert put(c, "system_metrics", "x.csv", data, sha="abc").status_code == 422
-    assert put(c, "system_metrics", "..csv", data).status_code == 422
+    assert put(c, "system_metrics", ".hidden.csv", data).status_code == 422
+    assert put(c, "system_metrics", "x.csv.part", data).status_code == 422
 
 
 def test_compressed_bodies(server):

@@ -24,12 +24,14 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from datetime import date as Date
 from enum import Enum
-from typing import Annotated
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Header, HTTPException, Query, Request
 from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from pydantic import Field as PydField
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 
@@ -52,7 +54,7 @@ from focuslake.segments import fsync_dir, utc_date
 
 log = logging.getLogger("focuslake.receiver")
 API_VERSION = "1"
-SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"
+SEGMENT_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,123}\.(csv|bin)$"  # a file name, no path
 SHA256_PATTERN = r"^[0-9a-f]{64}$"
 DATE_PATTERN = r"^\d{4}-\d{2}-\d{2}$"
 ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,19}$"
@@ -111,6 +113,14 @@ def _check_claimed_identity(device: Device, user_id: str | None, device_id: str 
                           f"not {user_id or device.user_id}/{device_id or device.device_id}")
 
 
+def _only_params(request: Request, *allowed: str) -> None:
+    """Unknown query parameters are an error, not ignored (a misspelt `user_id` must not be
+    silently skipped)."""
+    unknown = sorted(set(request.query_params) - set(allowed))
+    if unknown:
+        raise _error(422, f"unknown query parameter(s) {unknown}; allowed: {list(allowed)}")
+
+
 def _check_date(day: str) -> None:
     try:
         Date.fromisoformat(day)
@@ -120,8 +130,8 @@ def _check_date(day: str) -> None:
 
 def _check_name(stream: str, segment_id: str) -> None:
     want = ".bin" if stream == BINARY_STREAM else ".csv"
-    if not segment_id.endswith(want) or ".." in segment_id:
-        raise _error(422, f"{stream} segment ids end in {want} (and contain no '..'): {segment_id!r}")
+    if not segment_id.endswith(want):
+        raise _error(422, f"{stream} segment ids end in {want}: {segment_id!r}")
 
 
 class _KeyedLocks:
@@ -152,7 +162,7 @@ class _KeyedLocks:
         return _Ctx()
 
 
-# -- OpenAPI descriptions of the raw bodies ---------------------------------------------------
+# -- OpenAPI: raw bodies and response models -------------------------------------------------
 _SEGMENT_BODY = {"required": True, "content": {
     "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
     "text/csv": {"schema": {"type": "string"}}}}
@@ -160,6 +170,7 @@ _OBJ = {"type": "object", "additionalProperties": True}
 GENERIC_EVENT_SCHEMA = {
     "type": "object", "title": "GenericEvent", "additionalProperties": True,
     "required": ["event_id", "timestamp"],
+    "description": "seeds 002/004: event_name or event_type required; unknown fields go to context",
     "properties": {
         "event_id": {"type": "string", "minLength": 1, "maxLength": 128},
         "event_name": {"type": "string", "minLength": 1, "maxLength": 128},
@@ -176,27 +187,77 @@ GENERIC_EVENT_SCHEMA = {
     }}
 EYECORE_SCHEMA = {
     "type": "object", "title": "EyeCoreSnapshot", "required": ["session_id", "timestamp", "data"],
+    "description": "seed 000: one EyeCore snapshot",
     "properties": {"session_id": {"type": "string", "minLength": 1, "maxLength": 128},
                    "timestamp": {"type": "string", "format": "date-time"}, "data": _OBJ}}
-_EVENT = {"anyOf": [GENERIC_EVENT_SCHEMA, EYECORE_SCHEMA]}
-_EVENTS_BODY = {"required": True, "content": {"application/json": {"schema": {"anyOf": [
-    {"type": "array", "items": _EVENT, "description": "a batch"},
-    {"type": "object", "required": ["events"], "properties": {"events": {"type": "array", "items": _EVENT}},
-     "description": "a batch, wrapped"},
-    EYECORE_SCHEMA]}}}}
+# The request schema is what the endpoint *accepts*: any array (each element is validated on its
+# own and refused with its reasons, without failing the batch), a {"events": [...]} wrapper, or
+# one event object. The event shapes are documented in the components and examples.
+_EVENTS_BODY = {"required": True, "content": {"application/json": {
+    "schema": {"anyOf": [
+        {"type": "array", "items": {}, "description": "a batch of GenericEvent / EyeCoreSnapshot"},
+        {"type": "object", "description": "{\"events\": [...]}, or one GenericEvent / EyeCoreSnapshot"}]},
+    "examples": {
+        "generic": {"summary": "seed 004 generic events", "value": [
+            {"event_id": "8c3e0d0e-1", "event_name": "user_login", "event_category": "user",
+             "timestamp": "2026-11-16T09:00:00Z", "session_id": "s-1", "properties": {"method": "password"},
+             "context": {"platform": "web", "app_version": "1.2.0"},
+             "privacy": {"consent_given": True, "ip_anonymized": True}}]},
+        "eyecore": {"summary": "seed 000 EyeCore snapshot", "value": {
+            "session_id": "0b7c", "timestamp": "2026-11-16T09:00:05Z",
+            "data": {"system_metrics": {"cpu_percent": 12.5}}}}}}}}
 
 
-def _responses(*codes: int) -> dict:
-    text = {200: "done (or already done: idempotent retry)", 201: "landed",
-            202: "chunk stored; upload incomplete (Upload-Offset header)",
-            400: "malformed request (bad JSON, bad Content-Range, bad compressed body)",
-            401: "missing, unknown or revoked token", 403: "another user's or device's data",
-            409: "a different segment already landed under this id",
-            413: "body, chunk, segment or batch too large", 415: "unsupported Content-Encoding or type",
-            416: "chunk does not start at the stored offset (Upload-Offset header)",
-            422: "invalid parameters or checksum mismatch",
-            429: "rate limit; retry after Retry-After seconds"}
-    return {c: {"description": text[c]} for c in codes}
+class Problem(BaseModel):
+    detail: str | list[dict[str, Any]]
+
+
+class SegmentResult(BaseModel):
+    status: Literal["landed", "exists", "partial", "absent"]
+    path: str = PydField(description="landing path: <stream>/<user>/<device>/<date>/<segment_id>")
+    sha256: str | None = None
+    size: int | None = None
+    offset: int | None = PydField(None, description="bytes held; a chunked upload resumes here")
+
+
+class EventError(BaseModel):
+    index: int = PydField(description="position in the batch")
+    event_id: str | None
+    errors: list[str]
+
+
+class EventsResult(BaseModel):
+    batch_sha256: str = PydField(description="SHA-256 of the decoded body: the batch's identity")
+    received: int
+    accepted: int
+    rejected: int
+    duplicate: bool = PydField(description="true: this batch was processed before; nothing new landed")
+    segments: list[str]
+    quarantine: str | None
+    errors: list[EventError]
+
+
+_TEXT = {200: "already landed with the same bytes (idempotent retry): nothing written", 201: "landed",
+         202: "chunk stored; the upload is incomplete",
+         400: "malformed request (bad JSON, bad Content-Range, bad compressed body)",
+         401: "missing, unknown or revoked token", 403: "another user's or device's data",
+         409: "a different segment already landed under this id",
+         413: "body, chunk, segment or batch too large", 415: "unsupported Content-Encoding or Content-Type",
+         416: "chunk does not start at the stored offset", 422: "invalid parameters, or checksum mismatch",
+         429: "rate limit"}
+_HEADERS = {202: {"Upload-Offset": {"schema": {"type": "integer"}, "description": "resume here"}},
+            416: {"Upload-Offset": {"schema": {"type": "integer"}, "description": "resume here"}},
+            429: {"Retry-After": {"schema": {"type": "integer"}, "description": "seconds"}},
+            401: {"WWW-Authenticate": {"schema": {"type": "string"}}}}
+
+
+def _responses(*codes: int, ok: dict | None = None) -> dict:
+    out = {}
+    for c in codes:
+        out[c] = {"description": _TEXT[c], "model": (ok or {}).get(c, Problem)}
+        if c in _HEADERS:
+            out[c]["headers"] = _HEADERS[c]
+    return out
 
 
 # -- the app ----------------------------------------------------------------------------------
@@ -225,6 +286,19 @@ def create_app(settings: Settings) -> FastAPI:
                               "(docs/receiver.md).")
     app.state.settings, app.state.store = settings, store
 
+    def openapi() -> dict:
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            spec = get_openapi(title=app.title, version=app.version, description=app.description,
+                               routes=app.routes)
+            spec.setdefault("components", {}).setdefault("schemas", {}).update(
+                GenericEvent=GENERIC_EVENT_SCHEMA, EyeCoreSnapshot=EYECORE_SCHEMA)
+            app.openapi_schema = spec
+        return app.openapi_schema
+
+    app.openapi = openapi
+
     def device_of(request: Request,
                   creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Device:
         if creds is None or creds.scheme.lower() != "bearer":
@@ -246,22 +320,28 @@ def create_app(settings: Settings) -> FastAPI:
 
     # ---------------------------------------------------------------------------- segments
     @app.put("/v1/segments/{stream}/{segment_id}", tags=["segments"], status_code=201,
-             openapi_extra={"requestBody": _SEGMENT_BODY},
-             responses=_responses(200, 202, 400, 401, 403, 409, 413, 415, 416, 422, 429))
+             response_model=SegmentResult, openapi_extra={"requestBody": _SEGMENT_BODY},
+             responses=_responses(200, 202, 400, 401, 403, 409, 413, 415, 416, 422, 429,
+                                  ok={200: SegmentResult, 202: SegmentResult}))
     async def put_segment(
         request: Request, device: DeviceDep, stream: Stream,
         segment_id: Annotated[str, PathParam(pattern=SEGMENT_ID_PATTERN, max_length=128)],
-        date: Annotated[str, Query(pattern=DATE_PATTERN, description="UTC date directory")],
+        date: Annotated[str, Query(pattern=DATE_PATTERN, description="UTC date directory",
+                                   json_schema_extra={"format": "date"})],
         sha256: Annotated[str, Header(alias="X-Segment-SHA256", pattern=SHA256_PATTERN,
                                       description="SHA-256 of the whole decoded segment, hex")],
         user_id: Annotated[str | None, Query(pattern=ID_PATTERN, description="must be the token's")] = None,
         device_id: Annotated[str | None, Query(pattern=ID_PATTERN, description="must be the token's")] = None,
-        content_range: Annotated[str | None, Header(alias="Content-Range",
-                                                    description="bytes S-E/TOTAL: one chunk")] = None,
-        content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
+        content_range: Annotated[str | None, Header(
+            alias="Content-Range", pattern=r"^bytes \d{1,12}-\d{1,12}/\d{1,12}$",
+            description="bytes START-END/TOTAL: this body is one chunk of a chunked upload")] = None,
     ):
         """Upload a sealed segment: whole (one PUT) or in chunks (Content-Range), idempotent by
-        SHA-256. 201 landed, 200 same bytes already landed, 409 different bytes under this id."""
+        SHA-256. 201 landed, 200 same bytes already landed, 409 different bytes under this id.
+        The body may carry `Content-Encoding: gzip` or `zstd`; the checksum is of the decoded
+        bytes. `events` segments end in .bin, CSV streams' in .csv."""
+        content_encoding = request.headers.get("content-encoding")
+        _only_params(request, "date", "user_id", "device_id")
         _check_claimed_identity(device, user_id, device_id)
         stream = stream.value
         _check_date(date)
@@ -371,19 +451,21 @@ def create_app(settings: Settings) -> FastAPI:
         return JSONResponse({"status": "partial", "path": rel, "offset": offset}, status_code=202,
                             headers={"Upload-Offset": str(offset)})
 
-    @app.get("/v1/segments/{stream}/{segment_id}", tags=["segments"],
+    @app.get("/v1/segments/{stream}/{segment_id}", tags=["segments"], response_model=SegmentResult,
+             response_model_exclude_none=True,
              responses=_responses(401, 403, 422, 429))
     def segment_status(
-        device: DeviceDep, stream: Stream,
+        request: Request, device: DeviceDep, stream: Stream,
         segment_id: Annotated[str, PathParam(pattern=SEGMENT_ID_PATTERN, max_length=128)],
-        date: Annotated[str, Query(pattern=DATE_PATTERN)],
+        date: Annotated[str, Query(pattern=DATE_PATTERN, json_schema_extra={"format": "date"})],
         sha256: Annotated[str | None, Query(pattern=SHA256_PATTERN,
                                             description="to ask for a partial upload's offset")] = None,
         user_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
         device_id: Annotated[str | None, Query(pattern=ID_PATTERN)] = None,
-    ) -> dict:
+    ):
         """Where an upload stands: `landed` (with its sha256), `partial` (with the offset to resume
         from), or `absent`."""
+        _only_params(request, "date", "sha256", "user_id", "device_id")
         _check_claimed_identity(device, user_id, device_id)
         _check_date(date)
         rel = f"{stream.value}/{device.user_id}/{device.device_id}/{date}/{segment_id}"
@@ -397,16 +479,17 @@ def create_app(settings: Settings) -> FastAPI:
         return {"status": "absent", "path": rel, "offset": 0}
 
     # ---------------------------------------------------------------------------- events
-    @app.post("/v1/events", tags=["events"], openapi_extra={"requestBody": _EVENTS_BODY},
+    @app.post("/v1/events", tags=["events"], response_model=EventsResult,
+              openapi_extra={"requestBody": _EVENTS_BODY},
               responses=_responses(400, 401, 413, 415, 422, 429))
-    async def post_events(
-        request: Request, device: DeviceDep,
-        content_encoding: Annotated[str | None, Header(alias="Content-Encoding")] = None,
-        content_type: Annotated[str | None, Header(alias="Content-Type")] = None,
-    ) -> dict:
+    async def post_events(request: Request, device: DeviceDep):
         """A batch of generic JSON events (seeds 002/004) or EyeCore snapshots (seed 000). Valid
         events land as `app_events` segments; each invalid one gets its reasons in `errors` and is
-        quarantined; the rest of the batch is kept. A re-sent identical batch is a no-op."""
+        quarantined; the rest of the batch is kept. A re-sent identical batch is a no-op. The body
+        may carry `Content-Encoding: gzip` or `zstd`."""
+        content_encoding = request.headers.get("content-encoding")
+        content_type = request.headers.get("content-type")
+        _only_params(request)
         ctype = (content_type or "application/json").split(";")[0].strip().lower()
         if ctype != "application/json" and not ctype.endswith("+json"):
             raise _error(415, f"Content-Type {content_type!r}: send application/json")
