@@ -192,7 +192,7 @@ def test_rejected_rows_exported_fixed_and_reingested_as_a_new_segment(qpaths):
     ingest_landing(paths, now_us=NOW)
     gate = gate_rows(paths)
     rate = gate["ingestion_error_rate"]
-    assert not rate[0].passed and any(c.partition == DAY and rel in c.detail for c in rate[1:])
+    assert not rate[0].passed and any(c.partition == f"system_metrics {DAY}" and rel in c.detail for c in rate[1:])
     listed = cli(paths, "list", "--json")
     (item,) = [i for i in json.loads(listed.stdout) if i["kind"] == "rows"]
     assert item["rel"] == rel and item["rows"] == 5 and "cpu_percent above maximum 100" in item["reason"]
