@@ -34,7 +34,8 @@ SEED_003_FEATURES = [  # every field of seed 003's FeatureVector except the LSTM
 
 def dbt_build(data: Path, *select: str) -> None:
     env = {**os.environ, "FOCUSLAKE_DATA": str(data), "DO_NOT_TRACK": "1"}
-    args = [str(DBT), "build", "--profiles-dir", "."] + (["--select", *select] if select else [])
+    args = [str(DBT), "build", "--profiles-dir", "."] + (
+        ["--select", *select, "--indirect-selection", "cautious"] if select else [])
     r = subprocess.run(args, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
 

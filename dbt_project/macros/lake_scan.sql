@@ -27,3 +27,9 @@
 {%- endmacro %}
 
 {% macro hour_us() -%} 3600000000::BIGINT {%- endmacro %}
+
+{# The segment ledger's Parquet snapshot (written by every ingest): when each segment landed. #}
+{% macro ledger_scan() -%}
+  (select path, ingested_at_us from read_parquet('{{ var('lake_root') }}/_ledger/segments.parquet')
+   where status = 'ingested')
+{%- endmacro %}

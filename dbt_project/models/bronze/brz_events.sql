@@ -25,6 +25,8 @@ select
     e.data_1,
     e.data_2,
     e.segment_id,
+    l.ingested_at_us,
     e.date
 from {{ lake_scan('events') }} as e
 left join {{ ref('event_types') }} as t using (event_type)
+left join {{ ledger_scan() }} as l on l.path = e.segment_id
