@@ -224,3 +224,39 @@ def test_daemon_start_status_stop(tmp_path):
     text = "".join(p.read_text() for p in rows)
     assert "collector_start" in text and "collector_stop" in text
     assert ingest_landing(Paths(tmp_path))["segments_quarantined"] == 0
+
+
+def test_collector_records_suspend_and_resume(tmp_path, monkeypatch):
+    """The collector's own loop with the suspend detector's clocks injected: suspend/resume
+    land in system_events at the right times and no sample is dated inside the sleep."""
+    from collectors.agent.service import Collector
+    from collectors.agent.system import SuspendDetector
+    monkeypatch.delenv("DISPLAY", raising=False)
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    cfg = cfgmod.load(write_config(tmp_path / "c.toml", landing, state, rotate_seconds=1,
+                                   system={"interval_seconds": 1, "top_process": False},
+                                   window={"enabled": False}, input={"enabled": False},
+                                   idle={"enabled": False}, native={"enabled": False},
+                                   lock={"x11_screensaver": False}, network={"enabled": False}))
+    col = Collector(cfg)
+    col.start()
+    try:
+        now = time.time_ns() // 1000
+        clock = {"boot": 5_000_000, "mono": 5_000_000, "wall": now}
+        col.suspend = SuspendDetector(2.0, clocks=lambda: (clock["boot"], clock["mono"], clock["wall"]))
+        slept = 600_000_000                                   # ten minutes asleep
+        clock["boot"] += slept + 100_000
+        clock["mono"] += 100_000
+        clock["wall"] += slept + 100_000
+        col.step(clock["wall"])
+        assert col.suspends == 1
+        assert col.next_sys > clock["wall"]                   # samples restart after the wake
+    finally:
+        col.shutdown()
+    se = [line.split(",") for p in sorted((landing / "system_events").rglob("*.csv"))
+          for line in p.read_text().splitlines()[1:]]
+    got = {e: int(t) for t, e in se if e in ("suspend", "resume")}
+    assert got == {"suspend": now + 100_000, "resume": now + slept + 100_000}
+    sm = [int(line.split(",")[0]) for p in (landing / "system_metrics").rglob("*.csv")
+          for line in p.read_text().splitlines()[1:]]
+    assert not any(got["suspend"] < t < got["resume"] for t in sm)

@@ -415,6 +415,11 @@ class Collector:
         self._sysevent(t_wake, "resume")
         if not self.locked:
             self._window_row(t_wake, "change")
+        c = self.cfg   # nothing is sampled for the time asleep: the grids restart after the wake
+        self.next_sys = _next_grid(t_wake, c.system.interval_seconds * 1_000_000)
+        self.next_hb = _next_grid(t_wake, c.window.heartbeat_seconds * 1_000_000)
+        self.next_bucket = _next_grid(t_wake, c.input.bucket_seconds * 1_000_000)
+        self._dirty = True
 
     def _pump_all(self, now: int) -> None:
         for s in self.sinks.values():
@@ -435,10 +440,10 @@ class Collector:
                 break
         for item in sorted(items, key=lambda it: it[1] if isinstance(it[1], int) else 0):
             self._handle(item)
+        self._check_suspend()            # first: no heartbeat or sample dated inside a sleep
         self._records()
         self._idle(now)
         self._ticks(now)
-        self._check_suspend()
         if self.native is not None and now >= self._next_native_poll:
             self.native.poll()
             self._next_native_poll = now + 2_000_000
