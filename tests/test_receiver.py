@@ -499,3 +499,61 @@ def test_gzip_limit_is_on_decoded_size():
     with pytest.raises(BodyError) as e:
         decode_body(zstandard.ZstdCompressor().compress(b"y" * 101), "zstd", 100)
     assert e.value.status == 413
+
+
+def _app_rows(server, user: str) -> list[str]:
+    out = []
+    for p in sorted((landing(server) / "app_events" / user).rglob("*.csv")):
+        out += p.read_text().splitlines()[1:]
+    return out
+
+
+def test_events_group_commit_lands_concurrent_retries_once(server):
+    c = device(server, "gus", "phone")
+    batch = [{"event_id": f"g{i}", "event_name": "tap", "timestamp": f"2026-11-16T09:00:{i:02d}Z"} for i in range(30)]
+    body = json.dumps(batch).encode()
+    from concurrent.futures import ThreadPoolExecutor
+
+    def post(_):
+        return c.post("/v1/events", content=body, headers={"Content-Type": "application/json"}).json()
+
+    with ThreadPoolExecutor(8) as pool:  # the same batch eight times at once (a client retrying hard)
+        answers = list(pool.map(post, range(8)))
+    assert all(a["accepted"] == 30 and a["batch_sha256"] == answers[0]["batch_sha256"] for a in answers)
+    assert sum(not a["duplicate"] for a in answers) == 1
+    assert len({tuple(a["segments"]) for a in answers}) == 1
+    rows = _app_rows(server, "gus")
+    assert len(rows) == 30 and len({r.split(",")[1] for r in rows}) == 30
+    # many different small batches at once share segments (group commit), every row once
+    with ThreadPoolExecutor(8) as pool:
+        res = list(pool.map(lambda i: c.post("/v1/events", json=[{**batch[0], "event_id": f"h{i}"}]).json(),
+                            range(40)))
+    assert all(r["accepted"] == 1 and len(r["segments"]) == 1 for r in res)
+    assert len(_app_rows(server, "gus")) == 70
+    assert len({s for r in res for s in r["segments"]}) <= 40
+
+
+def test_events_landing_interrupted_by_a_crash_resumes_without_duplicates(server):
+    """A receiver that died between writing a batch's segments and recording them done: the
+    retried batch re-lands only the dates whose segment is missing."""
+    c = device(server, "hugo", "phone")
+    batch = [{"event_id": "d1-a", "event_name": "x", "timestamp": "2026-11-16T09:00:00Z"},
+             {"event_id": "d1-b", "event_name": "x", "timestamp": "2026-11-16T10:00:00Z"},
+             {"event_id": "d2-a", "event_name": "x", "timestamp": "2026-11-17T09:00:00Z"}]
+    first = c.post("/v1/events", json=batch).json()
+    day1, day2 = sorted(first["segments"])
+    # the crash: day 2's segment never made it, the batch is still marked `landing`
+    (landing(server) / day2).unlink()
+    db = sqlite3.connect(server.data_root / "receiver" / "receiver.sqlite")
+    with db:
+        db.execute("UPDATE batches SET state = 'landing' WHERE batch_sha256 = ?", (first["batch_sha256"],))
+        db.execute("DELETE FROM segments WHERE landing_path = ?", (day2,))
+    again = c.post("/v1/events", json=batch).json()
+    assert again["accepted"] == 3 and day1 in again["segments"] and len(again["segments"]) == 2
+    new_day2 = next(s for s in again["segments"] if s != day1)
+    assert new_day2.split("/")[3] == "2026-11-17" and new_day2 != day2
+    ids = sorted(r.split(",")[1] for r in _app_rows(server, "hugo"))
+    assert ids == ["d1-a", "d1-b", "d2-a"]  # nothing lost, nothing twice
+    assert "resuming an interrupted landing" in server.log.read_text()
+    assert c.post("/v1/events", json=batch).json()["duplicate"] is True  # and now it is done
+    assert sorted(r.split(",")[1] for r in _app_rows(server, "hugo")) == ids

@@ -262,6 +262,11 @@ def test_receiver_sigkilled_during_uploads_every_segment_lands_exactly_once(tmp_
         tf = tmp_path / u / "token"
         tf.write_text(token(srv_root, u, dev))
         collectors.append((local, tmp_path / u / "queue", tf, tmp_path / u / "uploader.log"))
+        # and app events queued on the same machine: 40 batches of 25
+        q = Uploader(local, tmp_path / u / "queue")
+        for b in range(40):
+            q.enqueue_events([{"event_id": f"{u}-{b}-{k}", "event_name": "tick", "session_id": f"{u}-s{b // 10}",
+                               "timestamp": f"2026-11-16T10:{b:02d}:{k:02d}Z"} for k in range(25)])
 
     port = free_port()
     rx = ReceiverProcess(srv_root, "--requests-per-s", "off", "--events-per-s", "off", port=port).start()
@@ -295,13 +300,17 @@ def test_receiver_sigkilled_during_uploads_every_segment_lands_exactly_once(tmp_
         st = Uploader(landing, queue).status()
         assert (st["pending"], st["rejected"]) == (0, 0)
     # every segment landed exactly once, byte-identical; no half-written file is visible
-    assert sealed(landed_dir) == originals
+    app = {k for k in sealed(landed_dir) if k.startswith("app_events/")}
+    assert {k: v for k, v in sealed(landed_dir).items() if k not in app} == originals
+    # every event exactly once
+    ids = [line.split(",")[1] for k in app for line in (landed_dir / k).read_text().splitlines()[1:]]
+    assert len(ids) == len(set(ids)) == 3 * 40 * 25
     # and the ingest takes each once: rows read = written + quarantined, nothing duplicate
     s = ingest_landing(Paths(srv_root))
-    assert s["segments_ingested"] == len(originals) and s["segments_duplicate"] == 0
+    assert s["segments_ingested"] == len(originals) + len(app) and s["segments_duplicate"] == 0
     assert s["segments_quarantined"] == 0 and s["rows_read"] == s["rows_written"] + s["rows_quarantined"]
     ref = ingest_landing(Paths(sim))
-    assert (s["rows_read"], s["rows_written"]) == (ref["rows_read"], ref["rows_written"])
+    assert (s["rows_read"], s["rows_written"]) == (ref["rows_read"] + 3000, ref["rows_written"] + 3000)
     con = duckdb.connect()
     for stream in ("events", "system_metrics", "active_window", "input_counts", "system_events"):
         q = "SELECT count(*), sum(hash(ts_us)) FROM read_parquet('{}/" + stream + "/*/*.parquet')"

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--max-segment-total", type=int, default=d.max_segment_total)
     s.add_argument("--max-events-body", type=int, default=d.max_events_body)
     s.add_argument("--max-events-per-batch", type=int, default=d.max_events_per_batch)
+    s.add_argument("--events-linger-ms", type=float, default=d.events_linger_s * 1000,
+                   help="group commit: how long accepted events wait for others to share a segment")
     s.add_argument("--log-level", default="info")
     s.add_argument("--access-log", action="store_true", help="log every request")
 
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                             max_segment_total=a.max_segment_total, max_events_body=a.max_events_body,
                             max_events_per_batch=a.max_events_per_batch, requests_per_s=a.requests_per_s,
                             request_burst=a.request_burst, events_per_s=a.events_per_s,
-                            event_burst=a.event_burst)
+                            event_burst=a.event_burst, events_linger_s=a.events_linger_ms / 1000)
         if a.host not in ("127.0.0.1", "::1", "localhost"):
             print(f"warning: binding {a.host}: reachable beyond this machine; the receiver speaks "
                   "plain HTTP, put TLS in front of it", file=sys.stderr)

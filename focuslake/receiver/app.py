@@ -11,9 +11,8 @@ Every /v1 request carries `Authorization: Bearer <token>`; the token names one u
 everything the request writes lands under that user/device only.
 """
 
-import csv
+import asyncio
 import hashlib
-import io
 import json
 import logging
 import os
@@ -21,7 +20,6 @@ import re
 import threading
 import time
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from datetime import date as Date
 from enum import Enum
 from typing import Annotated, Any, Literal
@@ -37,6 +35,7 @@ from starlette.requests import ClientDisconnect
 
 from focuslake import events as binev
 from focuslake.receiver import events as appev
+from focuslake.receiver.commit import Committer, Item
 from focuslake.receiver.landing import (
     MARKER,
     BodyError,
@@ -267,6 +266,7 @@ def create_app(settings: Settings) -> FastAPI:
     limiter = RateLimiter(settings.requests_per_s, settings.request_burst,
                           settings.events_per_s, settings.event_burst)
     chunk_locks = _KeyedLocks()
+    committer = Committer(paths.landing, store, linger_s=settings.events_linger_s)
     bearer = HTTPBearer(auto_error=False, description="per-device token: "
                         "`python -m focuslake.receiver token create --user U --device D`")
 
@@ -279,6 +279,7 @@ def create_app(settings: Settings) -> FastAPI:
         swept = sweep_stale_parts(paths.landing) + sweep_stale_parts(settings.uploads, 7 * 86400)
         log.info("receiver on %s (swept %d stale temp files)", paths.root, swept)
         yield
+        committer.stop()
         store.close()
 
     app = FastAPI(title="focuslake receiver", version=API_VERSION, lifespan=lifespan,
@@ -498,14 +499,24 @@ def create_app(settings: Settings) -> FastAPI:
         except ClientDisconnect:
             log.warning("client dropped mid-body: events batch of %s (nothing written)", device.key)
             return JSONResponse({"detail": "client disconnected"}, status_code=400)
-        return await run_in_threadpool(_events, device, raw, content_encoding)
+        ready = await run_in_threadpool(_events, device, raw, content_encoding)
+        if isinstance(ready, dict):
+            return ready
+        future, first = ready
+        answer = await asyncio.wrap_future(future)
+        return answer if first else {**answer, "duplicate": True}
 
-    def _events(device: Device, raw: bytes, encoding: str | None) -> dict:
+    def _events(device: Device, raw: bytes, encoding: str | None):
+        """Validate a batch; returns an answer (a batch seen before) or (future of the answer,
+        whether this request is the one that submitted it)."""
         body = _decode(raw, encoding, settings.max_events_body)
         batch_sha = hashlib.sha256(body).hexdigest()
-        done = store.batch(device, batch_sha)
-        if done is not None:
-            return {**done, "duplicate": True}
+        running = committer.inflight((device.key, batch_sha))
+        if running is not None:  # the same batch, still being landed for an earlier request
+            return running, False
+        known = store.batch_record(device, batch_sha)
+        if known is not None and known[0] == "done":
+            return {**known[1], "duplicate": True}
         try:
             doc = json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -529,45 +540,22 @@ def create_app(settings: Settings) -> FastAPI:
                          {"Retry-After": retry_after(wait)})
         now_us = time.time_ns() // 1000
         checked = appev.check_batch(events, device.user_id, now_us, now_us)
-        good = [c.row for c in checked if c.row is not None]
+        rows = [c.row for c in checked if c.row is not None]
         bad = [c for c in checked if c.row is None]
-        segments = _land_events(device, good, batch_sha)
+        landed: dict[str, str] = {}
+        if known is not None:  # an attempt died while landing it: keep the dates that made it
+            landed = {d: rel for d, rel in known[2].items() if (paths.landing / rel).exists()}
+            rows = [r for r in rows if utc_date(r["ts_us"]) not in landed]
+            log.warning("batch %s of %s: resuming an interrupted landing (%d dates already landed)",
+                        batch_sha[:16], device.key, len(landed))
         quarantine = _quarantine_events(device, bad, events, batch_sha, now_us) if bad else None
-        resp = {"batch_sha256": batch_sha, "received": n, "accepted": len(good), "rejected": len(bad),
-                "duplicate": False, "segments": segments, "quarantine": quarantine,
-                "errors": [{"index": c.index, "event_id": c.event_id, "errors": c.errors} for c in bad]}
-        store.record_batch(device, batch_sha, n, len(good), len(bad), resp)
-        return resp
-
-    def _land_events(device: Device, rows: list[dict], batch_sha: str) -> list[str]:
-        by_day: dict[str, list[dict]] = {}
-        for r in sorted(rows, key=lambda r: r["ts_us"]):
-            by_day.setdefault(utc_date(r["ts_us"]), []).append(r)
-        out = []
-        for day, day_rows in sorted(by_day.items()):
-            buf = io.StringIO()
-            w = csv.writer(buf, lineterminator="\n")
-            w.writerow(appev.COLUMNS)
-            for r in day_rows:
-                w.writerow(["" if r[c] is None else r[c] for c in appev.COLUMNS])
-            data = buf.getvalue().encode("utf-8")
-            stamp = datetime.fromtimestamp(day_rows[0]["ts_us"] / 1e6, tz=UTC).strftime("%Y%m%dT%H%M%SZ")
-            name = f"{appev.STREAM}-{stamp}-{batch_sha[:16]}.csv"
-            rel = f"{appev.STREAM}/{device.user_id}/{device.device_id}/{day}/{name}"
-            sha = hashlib.sha256(data).hexdigest()
-            try:
-                land_bytes(paths.landing / rel, data, sha)
-            except FileExistsError:
-                # the same batch (its hash names the file) was landed by an attempt that died
-                # before it was recorded: those rows are there already
-                sha = sha256_file(paths.landing / rel)
-            store.record_segment(rel, device, appev.STREAM, sha, (paths.landing / rel).stat().st_size,
-                                 "events")
-            out.append(rel)
-        return out
+        answer = {"batch_sha256": batch_sha, "received": n, "accepted": n - len(bad), "rejected": len(bad),
+                  "duplicate": False, "quarantine": quarantine,
+                  "errors": [{"index": c.index, "event_id": c.event_id, "errors": c.errors} for c in bad]}
+        return committer.submit(Item(device, batch_sha, rows, answer, dict(landed)))
 
     def _quarantine_events(device: Device, bad: list, events: list, batch_sha: str, now_us: int) -> str:
-        rel = f"{device.user_id}/{device.device_id}/{utc_date(now_us)}/{batch_sha[:16]}.rejects.jsonl"
+        rel = f"{device.user_id}/{device.device_id}/{batch_sha[:16]}.rejects.jsonl"  # one per batch, ever
         target = settings.events_quarantine / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         lines = [json.dumps({"index": c.index, "event_id": c.event_id, "reasons": c.errors,

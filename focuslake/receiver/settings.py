@@ -21,6 +21,7 @@ class Settings:
     request_burst: float = 100
     events_per_s: float | None = 500.0
     event_burst: float = 20_000
+    events_linger_s: float = 0.02        # group commit: wait this long for more batches to join
 
     @property
     def paths(self) -> Paths:

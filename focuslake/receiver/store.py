@@ -3,9 +3,11 @@
 * `tokens`   -- per-device bearer tokens, stored as SHA-256 hashes only (the token itself is
                 printed once by `python -m focuslake.receiver token create` and never stored);
 * `segments` -- every landed segment: landing path, SHA-256, size (idempotency and 409s);
-* `batches`  -- every processed `POST /v1/events` batch by the SHA-256 of its decoded body,
-                with its counts and the response it got (a retried batch gets the same answer
-                and lands nothing twice). received = accepted + rejected, per batch.
+* `batches`  -- every `POST /v1/events` batch by the SHA-256 of its decoded body, with its
+                counts, the segment holding its rows of each date, and the answer it got (a
+                retried batch gets the same answer and lands nothing twice); `landing` while
+                its segments are being written (focuslake/receiver/commit.py).
+                received = accepted + rejected, per batch.
 
 SQLite in WAL mode is safe across processes (the CLI creates tokens while the server runs)
 and threads (one connection per thread).
@@ -18,6 +20,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,10 +50,12 @@ CREATE TABLE IF NOT EXISTS batches (
     user_id         TEXT NOT NULL,
     device_id       TEXT NOT NULL,
     batch_sha256    TEXT NOT NULL,
+    state           TEXT NOT NULL CHECK (state IN ('landing', 'done')),
     received_at_us  INTEGER NOT NULL,
     events_received INTEGER NOT NULL,
     events_accepted INTEGER NOT NULL,
     events_rejected INTEGER NOT NULL,
+    segments_json   TEXT NOT NULL,            -- {date: segment holding this batch's rows of that date}
     response_json   TEXT NOT NULL,
     PRIMARY KEY (user_id, device_id, batch_sha256),
     CHECK (events_received = events_accepted + events_rejected)
@@ -145,24 +150,47 @@ class Store:
                          time.time_ns() // 1000, origin))
 
     # -- event batches ----------------------------------------------------------------------
-    def batch(self, device: Device, batch_sha256: str) -> dict | None:
-        row = self._con().execute("SELECT response_json FROM batches WHERE user_id = ? AND device_id = ? "
-                                  "AND batch_sha256 = ?",
-                                  (device.user_id, device.device_id, batch_sha256)).fetchone()
-        return json.loads(row[0]) if row else None
+    @contextmanager
+    def _tx(self):
+        con = self._con()
+        con.execute("BEGIN IMMEDIATE")
+        try:
+            yield con
+        except BaseException:
+            con.execute("ROLLBACK")
+            raise
+        con.execute("COMMIT")
 
-    def record_batch(self, device: Device, batch_sha256: str, received: int, accepted: int,
-                     rejected: int, response: dict) -> None:
-        with self._con() as con:
-            con.execute("INSERT OR IGNORE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (device.user_id, device.device_id, batch_sha256, time.time_ns() // 1000,
-                         received, accepted, rejected, json.dumps(response)))
+    def batch_record(self, device: Device, batch_sha256: str) -> tuple[str, dict, dict] | None:
+        """(state, answer, {date: segment}) of a batch seen before, else None."""
+        row = self._con().execute("SELECT state, response_json, segments_json FROM batches WHERE user_id = ? "
+                                  "AND device_id = ? AND batch_sha256 = ?",
+                                  (device.user_id, device.device_id, batch_sha256)).fetchone()
+        return (row[0], json.loads(row[1]), json.loads(row[2])) if row else None
+
+    def record_batches(self, batches: list[tuple[Device, str, dict, dict]], state: str) -> None:
+        now = time.time_ns() // 1000
+        with self._tx() as con:
+            con.executemany("INSERT OR REPLACE INTO batches VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            [(d.user_id, d.device_id, sha, state, now, r["received"], r["accepted"],
+                              r["rejected"], json.dumps(days), json.dumps(r)) for d, sha, r, days in batches])
+
+    def complete_batches(self, batches: list[tuple[Device, str, dict]],
+                         segments: list[tuple[str, Device, str, str, int]]) -> None:
+        now = time.time_ns() // 1000
+        with self._tx() as con:
+            con.executemany("UPDATE batches SET state = 'done', response_json = ? WHERE user_id = ? "
+                            "AND device_id = ? AND batch_sha256 = ?",
+                            [(json.dumps(r), d.user_id, d.device_id, sha) for d, sha, r in batches])
+            con.executemany("INSERT OR IGNORE INTO segments VALUES (?, ?, ?, ?, ?, ?, ?, 'events')",
+                            [(rel, d.user_id, d.device_id, stream, sha, size, now)
+                             for rel, d, stream, sha, size in segments])
 
     def totals(self) -> dict:
         con = self._con()
         b = con.execute("SELECT count(*), coalesce(sum(events_received), 0), "
                         "coalesce(sum(events_accepted), 0), coalesce(sum(events_rejected), 0) "
-                        "FROM batches").fetchone()
+                        "FROM batches WHERE state = 'done'").fetchone()
         s = con.execute("SELECT count(*), coalesce(sum(size_bytes), 0) FROM segments "
                         "WHERE origin = 'upload'").fetchone()
         return {"batches": b[0], "events_received": b[1], "events_accepted": b[2],
