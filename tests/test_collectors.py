@@ -153,8 +153,10 @@ def test_collector_lands_exactly_what_was_injected(xserver, native_built, tmp_pa
     assert changes[:4] == [("focusapp-alpha", "Alpha – draft.txt"), ("xmessage", "Beta notes"),
                            ("xmessage", "Beta notes (edited)"), ("focusapp-alpha", "Alpha – draft.txt")]
     ch = [r for r in aw if r["reason"] == "change"]
-    assert t_beta0 <= int(ch[1]["ts_us"]) <= t_beta1
-    assert t_title0 <= int(ch[2]["ts_us"]) <= t_title1
+    # recorded when the change happened (PropertyNotify), not on the next 5 s heartbeat; the
+    # slack only covers the collector's X thread being scheduled late on a busy machine
+    assert t_beta0 <= int(ch[1]["ts_us"]) <= t_beta1 + 500_000
+    assert t_title0 <= int(ch[2]["ts_us"]) <= t_title1 + 500_000
     assert int(ch[1]["pid"]) == xserver.procs[-1].pid            # xmessage: pid via X-Resource
     hb = [r for r in aw if r["reason"] == "heartbeat"]
     first, last = int(aw[0]["ts_us"]), int(aw[-1]["ts_us"])
@@ -188,11 +190,11 @@ def test_collector_lands_exactly_what_was_injected(xserver, native_built, tmp_pa
     assert len(starts) == 2 and len(ends) == 1          # idle after the burst, and after the key
     inputs = np.sort(nat["timestamp_us"][np.isin(t, [1, 2, 3, 4, 5])].astype(np.int64))
     last_before = inputs[inputs < int(starts["timestamp_us"][0])][-1]
-    assert abs(int(starts["timestamp_us"][0]) - 1_000_000 - last_before) < 50_000
+    assert abs(int(starts["timestamp_us"][0]) - 1_000_000 - last_before) < 250_000   # pynput vs XRecord clock
     assert int(starts["data"][0][0]) == 1000
     assert int(ends["data"][0][0]) >= 2500                           # idle for longer than afk_seconds
     wake = inputs[inputs > int(starts["timestamp_us"][0])][0]
-    assert abs(int(ends["timestamp_us"][0]) - wake) < 50_000
+    assert abs(int(ends["timestamp_us"][0]) - wake) < 250_000
 
     # -- privacy: no key identity anywhere ------------------------------------------------------
     for _, h, recs in event_segments(landing):

@@ -87,7 +87,9 @@ def cmd_start(args) -> int:
         devnull = os.open(os.devnull, os.O_RDWR)
         os.dup2(devnull, 0)
         _setup_logging(cfg, to_file=True)
-        log_fd = os.open(cfg.state_path / "collector.log", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        # stray output (a C library's warning, a traceback at exit) goes beside the log, which
+        # the logging handler rotates itself
+        log_fd = os.open(cfg.state_path / "daemon.err", os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         os.dup2(log_fd, 1)
         os.dup2(log_fd, 2)
 
