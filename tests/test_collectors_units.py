@@ -117,7 +117,7 @@ def test_recovery_keeps_the_valid_prefix_and_the_ingest_accepts_it(tmp_path):
     csv_final = Path(str(parts["csv"])[:-5])
     assert csv_final.read_text().splitlines() == ["ts_us,event", f"{T0},unlock", f"{T0 + 1},lock",
                                                   f"{T0 + 2},unlock"]
-    h, recs = ev.read_segment(Path(str(parts["bin"])[:-5]))
+    _, recs = ev.read_segment(Path(str(parts["bin"])[:-5]))
     assert len(recs) == 5 and recs["timestamp_us"].tolist() == list(range(T0, T0 + 5))
     assert (other / "system_events-x-0000.csv.part").exists()
     again = recover_landing(landing, USER, DEVICE)      # idempotent
