@@ -55,6 +55,19 @@ def build(paths: Paths) -> subprocess.CompletedProcess:
     return r
 
 
+def land(stage: Paths, paths: Paths, day: str) -> int:
+    """Move one day's sealed segments from the collectors' staging area into the landing zone
+    (a rename on one file system, as a collector's seal)."""
+    moved = 0
+    for src in sorted(stage.landing.glob(f"*/*/*/{day}/*")):
+        dst = paths.landing / src.relative_to(stage.landing)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+        moved += 1
+    assert moved > 0
+    return moved
+
+
 def sha(p: Path) -> str:
     return hashlib.sha256(p.read_bytes()).hexdigest()
 
@@ -71,7 +84,11 @@ def gold_totals(con) -> tuple:
 @pytest.fixture(scope="module")
 def clean(tmp_path_factory) -> dict:
     paths = Paths(tmp_path_factory.mktemp("gate") / "data")
-    simulate(paths.root, users=2, days=1, hours=3, seed=7, start=date(2026, 11, 16), durable=False)
+    # two days of two people's collectors, landing one day at a time (the second day arrives
+    # while an analyst is reading the first; see second_day)
+    stage = Paths(paths.root.parent / "collectors")
+    simulate(stage.root, users=2, days=2, hours=3, seed=7, start=date(2026, 11, 16), durable=False)
+    land(stage, paths, DAY1)
     build(paths)
     summary = pipeline.check_quality(paths)
     manifest = pipeline.publish(paths)
@@ -139,7 +156,7 @@ def second_day(clean, tmp_path_factory) -> dict:
         while not all(o.exists() and o.read_text().count("\n") >= 2 for o in outs.values()) \
                 and time.time() < deadline:
             time.sleep(0.1)
-        simulate(paths.root, users=2, days=1, hours=2, seed=8, start=date(2026, 11, 17), durable=False)
+        land(Paths(paths.root.parent / "collectors"), paths, DAY2)
         t0 = time.time()
         build(paths)
         summary = pipeline.check_quality(paths)
