@@ -11,7 +11,7 @@ DAYS ?= 7
 SEED ?= 1
 PIPELINE_DAGS := focus_ingest focus_transform focus_quality focus_publish
 # Debian packages tests need (installed by `make sysdeps` as root; `make test` runs it).
-APT_PACKAGES ?= xvfb xauth xdotool x11-utils jwm libx11-dev libxtst-dev chromium chromium-driver postgresql
+APT_PACKAGES ?= xvfb xauth xdotool x11-utils jwm dbus-daemon libx11-dev libxtst-dev chromium chromium-driver postgresql
 # Project-local Airflow (SQLite metadata, LocalExecutor, loopback only, telemetry off).
 AIRFLOW_ENV = eval "$$($(BIN)/python -m focuslake.airflow_env)"
 export DO_NOT_TRACK := 1
@@ -84,10 +84,11 @@ bench: setup
 	  if $(BIN)/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('$$m') is None)" 2>/dev/null; \
 	  then echo "== $$m"; $(BIN)/python -m $$m; else echo "== $$m (not present, skipped)"; fi; done
 
-# The UI: Airflow standalone on the embedded default, bound to 127.0.0.1, login required
-# (SimpleAuthManager generates the password at first start, in .airflow/, never committed).
+# The UI: Airflow standalone on the embedded default, bound to 127.0.0.1, login required: user
+# admin, password from AIRFLOW_ADMIN_PASSWORD or generated at first start into .airflow/ (mode
+# 0600, never committed); the launcher prints where it is. PORT=8081 for another port.
 airflow: setup
-	$(AIRFLOW_ENV) && exec $(BIN)/airflow standalone
+	$(BIN)/python -m focuslake.airflow_ui --no-setup $(if $(PORT),--port $(PORT))
 
 clean:
 	rm -rf $(VENV) .airflow dbt_project/target dbt_project/logs data/demo

@@ -260,3 +260,73 @@ def test_collector_records_suspend_and_resume(tmp_path, monkeypatch):
     sm = [int(line.split(",")[0]) for p in (landing / "system_metrics").rglob("*.csv")
           for line in p.read_text().splitlines()[1:]]
     assert not any(got["suspend"] < t < got["resume"] for t in sm)
+
+
+# ------------------------------------------------------------------------------ D-Bus lock/suspend
+def _dbus_daemon(tmp_path: Path, name: str) -> tuple[subprocess.Popen, str]:
+    import shutil
+    if shutil.which("dbus-daemon") is None:
+        pytest.fail("dbus-daemon missing: run `make sysdeps` (APT_PACKAGES: dbus-daemon)", pytrace=False)
+    p = subprocess.Popen(["dbus-daemon", "--session", "--nofork", "--nopidfile", "--print-address=1",
+                          f"--address=unix:path={tmp_path / name}"], stdout=subprocess.PIPE, text=True)
+    return p, p.stdout.readline().strip()
+
+
+def test_dbus_lock_and_suspend_signals(tmp_path):
+    """Private session and 'system' buses (real dbus-daemons); the signals GNOME/KDE and
+    systemd-logind send, emitted with jeepney; the collector records them."""
+    from jeepney import DBusAddress, new_signal
+    from jeepney.io.blocking import open_dbus_connection
+
+    from collectors.agent.dbus import bus_path_encode
+    session, session_addr = _dbus_daemon(tmp_path, "session.sock")
+    system, system_addr = _dbus_daemon(tmp_path, "system.sock")
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    cfg = write_config(tmp_path / "c.toml", landing, state, rotate_seconds=1, flush_seconds=0.1,
+                       system={"enabled": False}, window={"enabled": False}, input={"enabled": False},
+                       idle={"enabled": False}, native={"enabled": False}, network={"enabled": False},
+                       lock={"x11_screensaver": False, "detect_suspend": False})
+    env = {k: v for k, v in os.environ.items() if k != "DISPLAY"}
+    env.update(DBUS_SESSION_BUS_ADDRESS=session_addr, DBUS_SYSTEM_BUS_ADDRESS=system_addr, XDG_SESSION_ID="c2")
+    from collector_harness import start_collector
+    run = start_collector(cfg, state, env)
+    try:
+        st = run.status()
+        assert {"dbus-screensaver", "logind-locked-hint", "logind-prepare-for-sleep"} <= set(st["lock"]["sources"])
+        s_conn = open_dbus_connection(bus=session_addr)
+        y_conn = open_dbus_connection(bus=system_addr)
+        gnome = DBusAddress("/org/gnome/ScreenSaver", interface="org.gnome.ScreenSaver")
+        sess = DBusAddress(bus_path_encode("/org/freedesktop/login1/session", "c2"),
+                           interface="org.freedesktop.DBus.Properties")
+        other = DBusAddress("/org/freedesktop/login1/session/_33", interface="org.freedesktop.DBus.Properties")
+        mgr = DBusAddress("/org/freedesktop/login1", interface="org.freedesktop.login1.Manager")
+
+        def hint(addr, v):
+            return new_signal(addr, "PropertiesChanged", "sa{sv}as",
+                              ("org.freedesktop.login1.Session", {"LockedHint": ("b", v)}, []))
+
+        s_conn.send(new_signal(gnome, "ActiveChanged", "b", (True,)))
+        run.wait_status(lambda s: s["lock"]["locked"], 10, "locked by GNOME ScreenSaver")
+        s_conn.send(new_signal(gnome, "ActiveChanged", "b", (False,)))
+        run.wait_status(lambda s: not s["lock"]["locked"], 10, "unlocked")
+        y_conn.send(hint(other, True))                 # another user's session: ignored
+        y_conn.send(hint(sess, True))
+        run.wait_status(lambda s: s["lock"]["locked"] and s["lock"]["locks"] == 2, 10, "logind LockedHint")
+        y_conn.send(hint(sess, False))
+        run.wait_status(lambda s: not s["lock"]["locked"], 10, "logind unlock")
+        y_conn.send(new_signal(mgr, "PrepareForSleep", "b", (True,)))
+        run.wait_status(lambda s: s["lock"]["asleep"], 10, "PrepareForSleep(true)")
+        time.sleep(0.3)
+        y_conn.send(new_signal(mgr, "PrepareForSleep", "b", (False,)))
+        run.wait_status(lambda s: not s["lock"]["asleep"] and s["lock"]["suspends"] == 1, 10, "resume")
+        s_conn.close()
+        y_conn.close()
+    finally:
+        assert run.stop() == 0
+        for p in (session, system):
+            p.terminate()
+            p.wait(5)
+    from collector_harness import csv_rows
+    events = [r["event"] for r in csv_rows(landing, "system_events")]
+    assert events == ["collector_start", "lock", "unlock", "lock", "unlock", "suspend", "resume",
+                      "collector_stop"]

@@ -58,6 +58,7 @@ class IdleCfg:
 class LockCfg:
     enabled: bool = True
     x11_screensaver: bool = True     # X screensaver on = screen locked (xss-lock, light-locker...)
+    dbus: bool = True                # ScreenSaver ActiveChanged, logind LockedHint and PrepareForSleep
     detect_suspend: bool = True      # CLOCK_BOOTTIME - CLOCK_MONOTONIC jumps = the machine slept
 
 
@@ -260,6 +261,7 @@ afk_seconds = 180
 [lock]
 enabled = true
 x11_screensaver = true         # the X screensaver switching on counts as a screen lock
+dbus = true                    # D-Bus: ScreenSaver.ActiveChanged, logind LockedHint / PrepareForSleep
 detect_suspend = true
 
 [network]

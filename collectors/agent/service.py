@@ -151,6 +151,9 @@ class Collector:
         self.network_changes = 0
         self.suspend: SuspendDetector | None = None
         self.suspends = 0
+        self.asleep_since: int | None = None      # between a D-Bus suspend and its resume
+        self._last_resume_us = 0
+        self.dbus: list = []
         self.sampler: SystemSampler | None = None
         self._last_pump = 0
         self._last_status = 0
@@ -227,6 +230,9 @@ class Collector:
             self.sampler = SystemSampler(c.system.top_process)
         if c.lock.enabled and c.lock.detect_suspend:
             self.suspend = SuspendDetector()
+        if c.lock.enabled and c.lock.dbus:
+            from .dbus import start_watchers
+            self.dbus = start_watchers(self.q.put)
         if c.network.enabled:
             self.online = network_online(c.network.route_files)
             self._sysevent(self.started_us, "network_up" if self.online else "network_down")
@@ -270,6 +276,10 @@ class Collector:
             self._on_lock(ts, item[2])
         elif kind == "unlock":
             self._on_unlock(ts, item[2])
+        elif kind == "suspend":
+            self._on_suspend(ts, item[2])
+        elif kind == "resume":
+            self._on_resume(ts, item[2])
         elif kind == "x11_error":
             self.x11_error = item[2]
             self._x11_retry_at = now_us() + 5_000_000
@@ -336,7 +346,8 @@ class Collector:
             step = c.window.heartbeat_seconds * 1_000_000
             while self.next_hb <= due:
                 t = self.next_hb
-                if not self.locked and self.win is not None and self._last_change_ts != t:
+                if (not self.locked and self.asleep_since is None and self.win is not None
+                        and self._last_change_ts != t):
                     self._window_row(t, "heartbeat")
                 self.next_hb = max(t + step, _next_grid(due, step))
         if self.counter is not None:
@@ -407,14 +418,32 @@ class Collector:
         if hit is None:
             return
         t_sleep, t_wake = hit
+        if self.asleep_since is not None or self._last_resume_us >= t_sleep:
+            return                          # logind already told us (PrepareForSleep)
+        self._on_suspend(t_sleep, "clock-jump")
+        self._on_resume(t_wake, "clock-jump")
+
+    def _on_suspend(self, ts: int, source: str) -> None:
+        if self.asleep_since is not None:
+            return
+        self.asleep_since = ts
         self.suspends += 1
-        log.info("machine was suspended from %s to %s", _utc(t_sleep), _utc(t_wake))
         if not self.locked:
-            self._window_row(t_sleep, "close")
-        self._sysevent(t_sleep, "suspend")
+            self._window_row(ts, "close")
+        self._sysevent(ts, "suspend")
+        self._dirty = True
+        self._pump_all(ts)                  # on disk before the machine sleeps
+        log.info("suspend at %s (%s)", _utc(ts), source)
+
+    def _on_resume(self, t_wake: int, source: str) -> None:
+        if self.asleep_since is None:
+            return
+        self.asleep_since = None
+        self._last_resume_us = t_wake
         self._sysevent(t_wake, "resume")
         if not self.locked:
             self._window_row(t_wake, "change")
+        log.info("resume at %s (%s)", _utc(t_wake), source)
         c = self.cfg   # nothing is sampled for the time asleep: the grids restart after the wake
         self.next_sys = _next_grid(t_wake, c.system.interval_seconds * 1_000_000)
         self.next_hb = _next_grid(t_wake, c.window.heartbeat_seconds * 1_000_000)
@@ -525,6 +554,8 @@ class Collector:
                 self.listener.stop()
             if self.x11 is not None:
                 self.x11.stop()
+            for w in self.dbus:
+                w.stop()
             if self.native is not None:
                 self.native.stop()
             for s in self.sinks.values():
@@ -584,8 +615,11 @@ class Collector:
                          "last_input": _utc(counter.last_input_us) if counter else None,
                          "idle_seconds": c.idle.idle_seconds, "afk_seconds": c.idle.afk_seconds},
             "lock": {"locked": self.locked, "locks": self.lock_events, "suspends": self.suspends,
+                     "asleep": self.asleep_since is not None,
                      "sources": (["x11-screensaver"] if self.x11_info.get("screensaver") else [])
-                     + (["clock-jump suspend"] if self.suspend else [])},
+                     + [src for w in self.dbus for src in w.sources]
+                     + (["clock-jump suspend"] if self.suspend else []),
+                     "unavailable": [w.error for w in self.dbus if w.error]},
             "network": {"enabled": c.network.enabled, "online": self.online, "changes": self.network_changes},
             "native": native,
             "recovery": self.recovery,
