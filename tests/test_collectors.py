@@ -222,3 +222,35 @@ def test_collector_lands_exactly_what_was_injected(xserver, native_built, tmp_pa
     assert st["state"] == "stopped" and st["landing_ok"] and st["rows_dropped"] == 0
     assert st["input"]["records_from"] == "native"
     assert st["native"]["capture"]["events_dropped"] == 0
+
+
+def test_without_native_capture_pynput_writes_the_input_records(xserver, tmp_path):  # noqa: F811
+    """native.enabled = false (or focus-capture not built): the collector's own listener writes
+    the binary input records, still without key identity."""
+    landing, state = tmp_path / "landing", tmp_path / "state"
+    cfg = write_config(tmp_path / "collector.toml", landing, state, rotate_seconds=2, flush_seconds=0.2,
+                       native={"enabled": False}, network={"enabled": False},
+                       idle={"idle_seconds": 30, "afk_seconds": 60})
+    xserver.open_window("focusapp-gamma", "Gamma", 20, 20)
+    run = start_collector(cfg, state, xserver.env)
+    try:
+        assert run.status()["input"]["records_from"] == "pynput"
+        xserver.xdotool("type", "--delay", "15", "qzjx")
+        for x, y in ((500, 500), (90, 90)):
+            xserver.xdotool("mousemove", str(x), str(y))
+        for b in ("1", "3", "4", "5"):
+            xserver.xdotool("click", b)
+        run.wait_status(lambda s: s["input"]["totals"]["clicks"] == 2 and s["input"]["totals"]["wheel"] == 2,
+                        10, "input counted")
+    finally:
+        assert run.stop() == 0
+    recs = all_records(landing)
+    t = recs["event_type"]
+    assert (t == E.KEY_PRESS).sum() == 4 and (t == E.KEY_RELEASE).sum() == 4
+    assert not recs["data"][np.isin(t, [E.KEY_PRESS, E.KEY_RELEASE])].any()
+    assert [tuple(d[:2]) for d in recs[t == E.MOUSE_MOVE]["data"].tolist()] == [(500, 500), (90, 90)]
+    assert recs[t == E.MOUSE_CLICK]["data"][:, 2].tolist() == [1, 2]
+    assert recs[t == E.MOUSE_WHEEL]["data"][:, 1].view(np.int32).tolist() == [1, -1]
+    assert set(recs[t == E.KEY_PRESS]["app_name"].tolist()) == {b"focusapp-gamma"}
+    assert not scan_for(tmp_path, b"qzjx")
+    assert ingest_landing(Paths(tmp_path))["segments_quarantined"] == 0
