@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -100,6 +101,14 @@ def test_gx_analytics_off_and_no_outside_connection(tmp_path, monkeypatch):
     assert rows[("gx_range", "ts")].passed if ("gx_range", "ts") in rows else True
     index = G.build_docs(context)
     assert index.exists() and index.is_relative_to(tmp_path)
+    # GX's pages would load a tracking pixel (logo with the context id) and CDN scripts when
+    # opened: the built site references nothing remote, and its index is static
+    for page in index.parent.rglob("*.html"):
+        text = page.read_text()
+        assert "dataContextId" not in text and not re.search(r"(src|href)=[\"']https?://[^\"']*\.(js|css|png)",
+                                                              text), page
+    text = index.read_text()
+    assert "<td>FAILED</td>" in text and ">brz_system_events</a>" in text and "privacy-test" in text
     bad = [a for a in attempts if not (isinstance(a, tuple) and str(a[0]).startswith(("127.", "::1", "localhost")))
            and not isinstance(a, str)]
     assert bad == [], f"GX tried to connect to {bad}"

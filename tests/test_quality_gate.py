@@ -365,6 +365,12 @@ def test_clock_set_back(bad):
     assert "2026-11-10" in rows[0]["detail"]
 
 
+def test_data_docs_show_the_failed_validations(bad):
+    index = (bad["paths"].root / "quality_docs" / "index.html").read_text()
+    assert bad["err"].run_id in index
+    assert index.count("<td>FAILED</td>") >= 2  # brz_system_metrics and brz_active_window at least
+
+
 def test_failure_message_names_every_failed_check(bad):
     msg = str(bad["err"])
     for name in ("null_rate", "duplicate_rate", "ingestion_error_rate", "gx_ts_not_in_future",

@@ -245,9 +245,72 @@ def run_suite(context, suite: Suite, frame, params: dict, run_name: str):
 
 
 def build_docs(context) -> Path:
+    """Build the Data Docs site, then make it private and self-contained (see make_private)."""
     context.build_data_docs()
     urls = context.get_docs_sites_urls()
-    return Path(urls[0]["site_url"].removeprefix("file://")) if urls else Path()
+    index = Path(urls[0]["site_url"].removeprefix("file://")) if urls else Path()
+    if index.name:  # the site is <data>/quality_docs, the results <data>/quality/gx_validations
+        make_private(index.parent, index.parent.parent / "quality" / "gx_validations")
+    return index
+
+
+# GX 1.24's Data Docs pages load their logo from GX's S3 bucket with the data context id and the
+# time as query parameters (a tracking pixel), and bootstrap/jQuery/vega from public CDNs: opening
+# the site in a browser would phone home. Every remote <script>, stylesheet and image is removed
+# (the pages stay readable with GX's local stylesheet), and the index, whose tables need those
+# scripts, is replaced by a static one.
+_REMOTE_TAGS = (
+    (r"<script[^>]*\bsrc=[\"']https?://[^>]*>\s*</script>", ""),
+    (r"<link[^>]*\bhref=[\"']https?://[^>]*>", ""),
+    (r"<img[^>]*\bsrc=[\"']https?://[^>]*>", ""),
+)
+
+
+def make_private(site: Path, validations: Path | None = None) -> int:
+    import re
+
+    changed = 0
+    for page in site.rglob("*.html"):
+        text = page.read_text(encoding="utf-8")
+        new = text
+        for pattern, repl in _REMOTE_TAGS:
+            new = re.sub(pattern, repl, new, flags=re.IGNORECASE | re.DOTALL)
+        if new != text:
+            page.write_text(new, encoding="utf-8")
+            changed += 1
+    _write_index(site, validations)
+    return changed
+
+
+def _write_index(site: Path, validations: Path | None) -> None:
+    import html
+
+    rows = []
+    for page in sorted(site.glob("validations/*/*/*/*.html"), key=lambda p: p.parent.name, reverse=True):
+        suite, run, when = page.parts[-4], page.parts[-3], page.parts[-2]
+        status = "?"
+        if validations is not None:
+            result = validations / suite / run / when / (page.stem + ".json")
+            if result.exists():
+                status = "passed" if json.loads(result.read_text()).get("success") else "FAILED"
+        rows.append(f"<tr class='{status}'><td>{html.escape(when)}</td><td>{html.escape(run)}</td>"
+                    f"<td><a href='{page.relative_to(site).as_posix()}'>{html.escape(suite)}</a></td>"
+                    f"<td>{status}</td></tr>")
+    suites = "".join(f"<li><a href='{p.relative_to(site).as_posix()}'>{html.escape(p.stem)}</a></li>"
+                     for p in sorted(site.glob("expectations/*.html")))
+    (site / "index.html").write_text(f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>focuslake quality: Data Docs</title>
+<link rel="stylesheet" href="static/styles/data_docs_default_styles.css">
+<style>body{{font-family:sans-serif;margin:2em}} td,th{{padding:2px 12px;text-align:left}}
+tr.FAILED td{{color:#b00020;font-weight:bold}} tr.passed td:last-child{{color:#1b5e20}}</style></head>
+<body><h1>focuslake quality gate: Great Expectations Data Docs</h1>
+<p>One suite per bronze stream and gold table (declared in focuslake/quality/suites.py). Every
+check of every run, SQL and GX alike, is also a row of <code>audit.check_history</code>.</p>
+<h2>Validation results (newest first)</h2>
+<table><tr><th>run time (UTC)</th><th>quality run</th><th>suite</th><th>result</th></tr>
+{"".join(rows)}</table>
+<h2>Expectation suites</h2><ul>{suites}</ul></body></html>
+""", encoding="utf-8")
 
 
 def _frame_sql(suite: Suite) -> str:
