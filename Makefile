@@ -16,7 +16,7 @@ APT_PACKAGES ?= xvfb xauth xdotool x11-utils jwm dbus-daemon libx11-dev libxtst-
 AIRFLOW_ENV = eval "$$($(BIN)/python -m focuslake.airflow_env)"
 export DO_NOT_TRACK := 1
 
-.PHONY: help sysdeps setup venv native airflow-setup demo run-dags summary test test-fast bench airflow clean
+.PHONY: help sysdeps setup venv native airflow-setup demo run-dags summary test test-fast bench airflow clean receiver
 
 help:
 	@echo "make demo     - set up, generate $(USERS) users x $(DAYS) days, run the DAGs end to end, print gold"
@@ -88,6 +88,13 @@ bench: setup
 # (SimpleAuthManager generates the password at first start, in .airflow/, never committed).
 airflow: setup
 	$(AIRFLOW_ENV) && exec $(BIN)/airflow standalone
+
+# The ingest receiver for other machines' collectors and apps (docs/receiver.md), on
+# 127.0.0.1:8765 unless RECEIVER_ARGS says otherwise (e.g. "--host 0.0.0.0" behind a TLS proxy).
+# Device tokens: .venv/bin/python -m focuslake.receiver token create --user U --device D
+RECEIVER_ARGS ?=
+receiver: venv
+	$(BIN)/python -m focuslake.receiver serve $(RECEIVER_ARGS)
 
 clean:
 	rm -rf $(VENV) .airflow dbt_project/target dbt_project/logs data/demo
