@@ -1,9 +1,10 @@
 """Group commit of accepted JSON events into app_events segments.
 
 Every request's valid events are handed to one committer thread, which takes everything queued
-(after waiting at most `linger_s` from the oldest item, or less once `max_rows` are waiting) and
-lands it as one segment per (user, device, UTC date): many small POSTs become few segments and
-few fsyncs, and each request is answered only once its rows are durable.
+(optionally lingering `linger_s` from the oldest item for more to join, less once `max_rows` are
+waiting) and lands it as one segment per (user, device, UTC date): batches that arrive while a
+flush runs share the next one, so concurrent POSTs cost few fsyncs, and each request is answered
+only once its rows are durable.
 
 Exactly once, across crashes, per batch (a batch = the SHA-256 of a request's decoded body):
   A. the batches of a flush are recorded as `landing`, each with the segment that will hold its
@@ -52,7 +53,7 @@ class Item:
 
 
 class Committer:
-    def __init__(self, landing: Path, store: Store, linger_s: float = 0.02, max_rows: int = 20_000):
+    def __init__(self, landing: Path, store: Store, linger_s: float = 0.0, max_rows: int = 20_000):
         self.landing = landing
         self.store = store
         self.linger_s = linger_s
@@ -63,6 +64,7 @@ class Committer:
         self._inflight: dict[tuple[str, str], concurrent.futures.Future] = {}
         self._stop = False
         self.flushes = 0
+        self._pool = concurrent.futures.ThreadPoolExecutor(16, thread_name_prefix="app-events-fsync")
         self._thread = threading.Thread(target=self._run, name="app-events-committer", daemon=True)
         self._thread.start()
 
@@ -92,6 +94,7 @@ class Committer:
             self._stop = True
             self._cv.notify()
         self._thread.join(timeout)
+        self._pool.shutdown(wait=True)
 
     # -- the committer thread ---------------------------------------------------------------------
     def _run(self) -> None:
@@ -138,31 +141,32 @@ class Committer:
         # A. intent
         self.store.record_batches([(it.device, it.batch_sha, it.response, it.day_segments) for it in items],
                                   state="landing")
-        # B. the segments, durable before anyone is answered
-        written, dirs = [], set()
-        for key, rows in groups.items():
-            rel = rels[key]
-            final = self.landing / rel
+        # B. the segments, durable before anyone is answered. The fsyncs run in parallel: on
+        # ext4 concurrent fsyncs share journal commits (measured: 40 file+dir fsyncs 160-330 ms
+        # one after another, ~40 ms from 16 threads) -- and every device has its own directory.
+        def write(key: tuple[str, str, str]) -> tuple[Path, Path, str, int, tuple]:
+            final = self.landing / rels[key]
             final.parent.mkdir(parents=True, exist_ok=True)
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\n")
             w.writerow(appev.COLUMNS)
-            for r in rows:
+            for r in groups[key]:
                 w.writerow(["" if r[c] is None else r[c] for c in appev.COLUMNS])
             data = buf.getvalue().encode("utf-8")
-            sha = hashlib.sha256(data).hexdigest()
             tmp = final.with_name(f".{final.name}.{token}{PART_SUFFIX}")
             with open(tmp, "xb") as fh:
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            written.append((tmp, final, sha, len(data), key))
-        for tmp, final, sha, _size, _key in written:
+            return tmp, final, hashlib.sha256(data).hexdigest(), len(data), key
+
+        written = list(self._pool.map(write, groups)) if len(groups) > 1 else [write(k) for k in groups]
+        dirs = set()
+        for tmp, final, _sha, _size, _key in written:
             os.link(tmp, final)
             tmp.unlink()
             dirs.add(final.parent)
-        for d in dirs:
-            fsync_dir(d)
+        list(self._pool.map(fsync_dir, dirs))
         # C. done
         answers = {}
         for it in items:

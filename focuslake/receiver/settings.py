@@ -21,7 +21,8 @@ class Settings:
     request_burst: float = 100
     events_per_s: float | None = 500.0
     event_burst: float = 20_000
-    events_linger_s: float = 0.02        # group commit: wait this long for more batches to join
+    events_linger_s: float = 0.0         # group commit: extra wait for more batches to join a flush
+    #                                      (batches arriving while a flush runs join the next anyway)
 
     @property
     def paths(self) -> Paths:
