@@ -303,7 +303,7 @@ def report(res: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m focuslake.receiver.bench", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--window", type=float, default=4.0, help="seconds per measurement window")
+    ap.add_argument("--window", type=float, default=3.0, help="seconds per measurement window")
     ap.add_argument("--repeats", type=int, default=3, help="windows per step of the searches (medians)")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved A/B rounds at the goal rate")
     ap.add_argument("--max-doublings", type=int, default=8)
