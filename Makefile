@@ -84,10 +84,11 @@ bench: setup
 	  if $(BIN)/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('$$m') is None)" 2>/dev/null; \
 	  then echo "== $$m"; $(BIN)/python -m $$m; else echo "== $$m (not present, skipped)"; fi; done
 
-# The UI: Airflow standalone on the embedded default, bound to 127.0.0.1, login required
-# (SimpleAuthManager generates the password at first start, in .airflow/, never committed).
+# The UI: Airflow standalone on the embedded default, bound to 127.0.0.1, login required: user
+# admin, password from AIRFLOW_ADMIN_PASSWORD or generated at first start into .airflow/ (mode
+# 0600, never committed); the launcher prints where it is. PORT=8081 for another port.
 airflow: setup
-	$(AIRFLOW_ENV) && exec $(BIN)/airflow standalone
+	$(BIN)/python -m focuslake.airflow_ui --no-setup $(if $(PORT),--port $(PORT))
 
 # The ingest receiver for other machines' collectors and apps (docs/receiver.md), on
 # 127.0.0.1:8765 unless RECEIVER_ARGS says otherwise (e.g. "--host 0.0.0.0" behind a TLS proxy).

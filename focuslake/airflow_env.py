@@ -28,6 +28,7 @@ import os
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from datetime import timedelta
 from pathlib import Path
 
@@ -59,34 +60,47 @@ def dbt_executable() -> Path:
     return Path(sys.executable).parent / "dbt"
 
 
-def airflow_env(home: Path | None = None) -> dict[str, str]:
+def airflow_env(home: Path | None = None, environ: Mapping[str, str] | None = None) -> dict[str, str]:
     """Environment variables for the project's Airflow (and the dbt it runs).
 
     ``home`` defaults to ``<repo>/.airflow``. ``FOCUSLAKE_DATA`` is taken from the current
     environment (default ``<repo>/data``) and made absolute. ``FOCUSLAKE_AIRFLOW_PORT`` picks the
-    API server's port (default 8080).
+    API server's port (default 8080); ``FOCUSLAKE_AIRFLOW_DB`` a metadata database URL other than the
+    SQLite file in ``home`` (e.g. PostgreSQL). ``environ`` (default ``os.environ``) is where those
+    are read.
     """
+    environ = os.environ if environ is None else environ
     home = Path(home or DEFAULT_AIRFLOW_HOME).resolve()
-    port = int(os.environ.get("FOCUSLAKE_AIRFLOW_PORT", DEFAULT_API_PORT))
+    port = int(environ.get("FOCUSLAKE_AIRFLOW_PORT", DEFAULT_API_PORT))
     base_url = f"http://{API_HOST}:{port}"
     env = {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW_CONFIG": str(home / "airflow.cfg"),
-        # Metadata DB: SQLite in AIRFLOW_HOME (four slashes = absolute path).
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        # Metadata DB: SQLite in AIRFLOW_HOME (four slashes = absolute path), the embedded default;
+        # FOCUSLAKE_AIRFLOW_DB=postgresql+psycopg2://user:password@host:port/db for PostgreSQL.
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": environ.get("FOCUSLAKE_AIRFLOW_DB") or f"sqlite:///{home / 'airflow.db'}",
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         # Safe mode stays on (the default): DAG files must mention "airflow" and "dag".
         "AIRFLOW__CORE__DAG_DISCOVERY_SAFE_MODE": "True",
         # The asset-chained DAGs only run when unpaused; this is a single-user local product.
-        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        # (Tests of a running scheduler set it to True in the environment to run only what they test.)
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": environ.get("AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION", "False"),
         "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(home / "logs"),
         # UI / API server: loopback only. Workers reach the execution API on the same address.
         "AIRFLOW__API__HOST": API_HOST,
         "AIRFLOW__API__PORT": str(port),
         "AIRFLOW__API__BASE_URL": base_url,
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{base_url}/execution/",
+        # Login (SimpleAuthManager, user admin): the password file lives in AIRFLOW_HOME, mode
+        # 0600, never committed; `python -m focuslake.airflow_ui` fills it (AIRFLOW_ADMIN_PASSWORD
+        # or a generated one). Named explicitly so every Airflow process reads the same file.
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(home / "simple_auth_manager_passwords.json.generated"),
+        # Re-parse an unchanged DAG file every 2 minutes instead of every 30 s: the Cosmos DAG files
+        # cost about a second of CPU each, and the metrics DAGs change only when dbt models do.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "120",
         # Cosmos keeps its partial-parse / dbt ls caches here instead of the shared /tmp/cosmos.
         "AIRFLOW__COSMOS__CACHE_DIR": str(home / "cosmos_cache"),
         # No lineage events either (the openlineage client is installed as a Cosmos dependency).
@@ -98,14 +112,14 @@ def airflow_env(home: Path | None = None) -> dict[str, str]:
         # before the JSON: hide just this one so the CLI's output stays machine-readable.
         "PYTHONWARNINGS": "ignore:Could not import graphviz",
         # The project's data root and dbt.
-        "FOCUSLAKE_DATA": str(Paths.from_env().root),
+        "FOCUSLAKE_DATA": str(Path(environ.get("FOCUSLAKE_DATA", PROJECT_ROOT / "data")).resolve()),
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
     }
     # `airflow standalone` starts its components as `airflow ...` through PATH (FileNotFoundError
     # when the virtualenv is not activated); Cosmos also looks dbt up on PATH.
     venv_bin = str(Path(sys.executable).parent)
-    path = os.environ.get("PATH", "")
+    path = environ.get("PATH", "")
     if path.split(os.pathsep)[0] != venv_bin:
         env["PATH"] = os.pathsep.join([venv_bin, path]) if path else venv_bin
     # Telemetry off: dbt, Great Expectations, Cosmos (its own flag + DO_NOT_TRACK +

@@ -1,5 +1,5 @@
-"""The Airflow DAGs: they load, are wired by assets, respect the warehouse's single writer, keep
-every telemetry off, and really run.
+"""The Airflow DAGs: they load, are wired by assets, compute exactly their data interval, respect
+the warehouse's single writer, keep every telemetry off, and really run.
 
 Airflow is configured for the whole test session by tests/conftest.py (tmp AIRFLOW_HOME and
 FOCUSLAKE_DATA, set before Airflow is imported); see tests/airflow_harness.py.
@@ -10,20 +10,23 @@ import json
 import os
 import subprocess
 import sys
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 import yaml
-from airflow_harness import dags_folder, last_run, load_dagbag, prepare_airflow, run_dag
+from airflow_harness import dags_folder, last_run, load_dagbag, run_dag
 
 from focuslake.airflow_env import DBT_MANIFEST, WAREHOUSE_POOL, airflow_env, dbt_manifest_is_fresh
 from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 
-EXPECTED_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish"}
+PIPELINE_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish"}
+METRIC_DAGS = {f"focus_metrics_{c}": c for c in ("hourly", "daily", "weekly", "monthly")}
+EXPECTED_DAGS = PIPELINE_DAGS | set(METRIC_DAGS) | {"focus_maintenance"}
 # upstream DAG -> the DAG its outlet asset schedules
 CHAIN = [("focus_ingest", "focus_transform"), ("focus_transform", "focus_quality"),
          ("focus_quality", "focus_publish")]
-WAREHOUSE_DAGS = ("focus_transform", "focus_quality", "focus_publish")
+WAREHOUSE_DAGS = ("focus_transform", "focus_quality", "focus_publish", *METRIC_DAGS, "focus_maintenance")
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +60,27 @@ def test_transform_renders_from_the_manifest(dagbag):
     assert group.dbt_graph.load_method == LoadMode.DBT_MANIFEST
 
 
-def test_transform_runs_tests_after_each_model(dagbag):
+def test_transform_builds_every_model_then_its_tests(dagbag):
+    """TestBehavior.BUILD: one `dbt build` task per model and seed (the node, then its tests);
+    tests with several parents run on their own after all their parents."""
+    from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
+
     dag = dagbag.dags["focus_transform"]
-    runs = {t.task_id for t in dag.tasks if t.task_id.endswith(".run")}
-    tests = [t for t in dag.tasks if t.task_id.endswith(".test")]
-    assert runs, "no dbt model rendered"
-    for test in tests:
-        run_id = test.task_id.removesuffix(".test") + ".run"
-        if run_id in runs:  # a model's tests come right after the model
-            assert run_id in test.upstream_task_ids
+    manifest = json.loads(DBT_MANIFEST.read_text())
+    nodes = {k for k, v in manifest["nodes"].items() if v["resource_type"] in ("model", "seed")}
+    built = {t.extra_context["dbt_node_config"]["unique_id"]: t for t in dag.tasks
+             if isinstance(t, DbtBuildLocalOperator)}
+    assert set(built) == nodes, "every model and seed is one dbt build task"
+    by_id = {t.task_id: t for t in dag.tasks}
+    for unique_id, t in built.items():  # dbt's DAG order is the tasks' order
+        parents = {p for p in manifest["nodes"][unique_id]["depends_on"].get("nodes", []) if p in nodes}
+        assert {built[p].task_id for p in parents} <= t.upstream_task_ids, unique_id
+    for t in dag.tasks:
+        if isinstance(t, DbtTestLocalOperator):  # a detached multi-parent test
+            parents = manifest["nodes"][t.extra_context["dbt_node_config"]["unique_id"]]["depends_on"].get("nodes", [])
+            assert {built[p].task_id for p in parents if p in built} <= t.upstream_task_ids
     # warehouse_built (the outlet) waits for every dbt task
-    built = dag.get_task("warehouse_built")
-    assert {t.task_id for t in dag.tasks if t.task_id.startswith("dbt.")} <= built.get_flat_relative_ids(
+    assert {t for t in by_id if t.startswith("dbt.")} <= dag.get_task("warehouse_built").get_flat_relative_ids(
         upstream=True)
 
 
@@ -87,6 +99,101 @@ def test_ingest_schedule_every_five_minutes_without_catchup(dagbag):
     dag = dagbag.dags["focus_ingest"]
     assert dag.timetable.expression == "*/5 * * * *"
     assert dag.catchup is False
+
+
+# (a2) metric DAGs: exactly their data interval ---------------------------------------------------
+CRONS = {"hourly": "0 * * * *", "daily": "0 0 * * *", "weekly": "0 0 * * 1", "monthly": "0 0 1 * *"}
+# (cadence, logical date of a scheduled/backfilled run, the interval it must compute)
+INTERVALS = [
+    ("hourly", datetime(2026, 11, 18, 13, tzinfo=UTC), datetime(2026, 11, 18, 14, tzinfo=UTC)),
+    ("hourly", datetime(2026, 12, 31, 23, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC)),
+    ("daily", datetime(2026, 11, 18, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC)),
+    ("daily", datetime(2028, 2, 28, tzinfo=UTC), datetime(2028, 2, 29, tzinfo=UTC)),
+    ("weekly", datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC)),  # Mon..Mon
+    ("weekly", datetime(2026, 12, 28, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC)),  # ISO week 53
+    ("monthly", datetime(2026, 11, 1, tzinfo=UTC), datetime(2026, 12, 1, tzinfo=UTC)),
+    ("monthly", datetime(2028, 2, 1, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC)),  # leap February
+]
+
+
+def _serialized(dag):
+    """The DAG as the scheduler and `airflow backfill create` see it."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    return DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dag))
+
+
+def _render_vars(dag, dag_run) -> dict:
+    """The dbt vars of the metric DAG's dbt task as rendered for ``dag_run`` (its template
+    environment, with the DAG's user_defined_macros)."""
+    task = dag.get_task("dbt_build")
+    env = dag.get_template_env()
+    return {k: env.from_string(v).render(dag_run=dag_run, **dag.user_defined_macros)
+            for k, v in task.vars.items()}
+
+
+@pytest.mark.parametrize(("cadence", "start", "end"), INTERVALS, ids=lambda v: str(v)[:13])
+def test_metric_dag_computes_exactly_its_interval(dagbag, cadence, start, end):
+    from types import SimpleNamespace
+
+    from airflow.sdk import CronDataIntervalTimetable
+
+    dag = dagbag.dags[f"focus_metrics_{cadence}"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable)  # a cron string: zero-length interval
+    assert dag.timetable.expression == CRONS[cadence] and str(dag.timetable.timezone) == "UTC"
+    # what a scheduled run and `airflow backfill create` get for this logical date
+    infos = list(_serialized(dag).iter_dagrun_infos_between(start, start))
+    assert [(i.logical_date, i.data_interval.start, i.data_interval.end) for i in infos] == [(start, start, end)]
+    assert infos[0].run_after == end  # it runs right after its period ends
+    # ... and what its dbt task renders from that run: the contract's ISO-8601 UTC strings
+    run = SimpleNamespace(data_interval_start=start, data_interval_end=end, run_after=end)
+    assert _render_vars(dag, run) == {"interval_start": start.isoformat(), "interval_end": end.isoformat()}
+    # a run triggered without a logical date computes the last complete period before it
+    later = SimpleNamespace(data_interval_start=None, data_interval_end=None, run_after=end + timedelta(minutes=7))
+    assert _render_vars(dag, later) == {"interval_start": start.isoformat(), "interval_end": end.isoformat()}
+
+
+def test_backfill_range_gives_one_run_per_day(dagbag):
+    dag = _serialized(dagbag.dags["focus_metrics_daily"])
+    infos = list(dag.iter_dagrun_infos_between(datetime(2026, 11, 17, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC)))
+    assert [(i.data_interval.start.day, i.data_interval.end.day) for i in infos] == [(17, 18), (18, 19), (19, 20)]
+
+
+def test_a_zero_length_or_misaligned_interval_fails_the_dbt_task(dagbag):
+    from types import SimpleNamespace
+
+    dag = dagbag.dags["focus_metrics_daily"]
+    t = datetime(2026, 11, 20, tzinfo=UTC)
+    for start, end in [(t, t), (t, t + timedelta(hours=1)), (t + timedelta(hours=3), t + timedelta(days=1, hours=3))]:
+        with pytest.raises(ValueError, match="not exactly one daily period"):
+            _render_vars(dag, SimpleNamespace(data_interval_start=start, data_interval_end=end, run_after=end))
+
+
+@pytest.mark.parametrize("dag_id", sorted(METRIC_DAGS))
+def test_metric_dag_builds_its_tag_then_audits_and_publishes(dagbag, dag_id):
+    from cosmos.operators.local import DbtBuildLocalOperator
+
+    from focuslake.assets import PUBLISHED_WAREHOUSE
+
+    dag, cadence = dagbag.dags[dag_id], METRIC_DAGS[dag_id]
+    assert [t.task_id for t in dag.topological_sort()] == ["dbt_build", "check_quality", "publish"]
+    build = dag.get_task("dbt_build")
+    assert isinstance(build, DbtBuildLocalOperator)
+    assert build.select == [f"tag:{cadence}"] and set(build.vars) == {"interval_start", "interval_end"}
+    assert "vars" in build.template_fields  # rendered per run
+    assert build.env["FOCUSLAKE_DATA"] == os.environ["FOCUSLAKE_DATA"]
+    assert dag.get_task("publish").outlets == [PUBLISHED_WAREHOUSE]
+    assert dag.catchup is False and dag.max_active_runs == 1
+
+
+def test_maintenance_dag(dagbag):
+    dag = dagbag.dags["focus_maintenance"]
+    assert [t.task_id for t in dag.topological_sort()] == ["retention", "remove_orphan_temp_files",
+                                                            "maintain_warehouse"]
+    assert dag.timetable.expression == "30 3 * * *" and dag.catchup is False
+    # a skipped retention (not installed yet) must not stop the housekeeping after it
+    assert dag.get_task("remove_orphan_temp_files").trigger_rule == "none_failed"
+    assert dag.get_task("maintain_warehouse").trigger_rule == "none_failed"
 
 
 # (b) ------------------------------------------------------------------------------------------
@@ -108,13 +215,18 @@ def test_publish_emits_the_published_asset(dagbag):
 
 # (c) ------------------------------------------------------------------------------------------
 def test_warehouse_tasks_use_the_single_writer_pool(dagbag):
-    from cosmos.operators.local import DbtLocalBaseOperator
-
-    dbt_tasks = [t for t in dagbag.dags["focus_transform"].tasks if isinstance(t, DbtLocalBaseOperator)]
-    assert dbt_tasks
-    touching = dbt_tasks + dagbag.dags["focus_quality"].tasks + dagbag.dags["focus_publish"].tasks
-    for task in touching:
-        assert task.pool == WAREHOUSE_POOL, f"{task.dag_id}.{task.task_id} runs in {task.pool}"
+    """Every task that opens the DuckDB warehouse runs in the one-slot pool; every writer DAG has
+    max_active_runs=1. (Only ingest, the orphan cleanup and the no-op outlet marker do not.)"""
+    not_touching = {("focus_ingest", "ingest"), ("focus_transform", "warehouse_built"),
+                    ("focus_maintenance", "remove_orphan_temp_files")}
+    seen = 0
+    for dag in dagbag.dags.values():
+        for task in dag.tasks:
+            if (dag.dag_id, task.task_id) in not_touching:
+                continue
+            seen += 1
+            assert task.pool == WAREHOUSE_POOL, f"{task.dag_id}.{task.task_id} runs in {task.pool}"
+    assert seen >= 20
     for dag_id in EXPECTED_DAGS:
         assert dagbag.dags[dag_id].max_active_runs == 1, dag_id
 
@@ -131,10 +243,14 @@ def test_the_pool_exists_with_one_slot(airflow_ready):
 def test_dbt_tasks_get_an_absolute_data_root(dagbag):
     from cosmos.operators.local import DbtLocalBaseOperator
 
-    for task in dagbag.dags["focus_transform"].tasks:
-        if isinstance(task, DbtLocalBaseOperator):
-            data = task.env["FOCUSLAKE_DATA"]
-            assert Path(data).is_absolute() and data == os.environ["FOCUSLAKE_DATA"]
+    n = 0
+    for dag_id in ("focus_transform", *METRIC_DAGS):
+        for task in dagbag.dags[dag_id].tasks:
+            if isinstance(task, DbtLocalBaseOperator):
+                n += 1
+                data = task.env["FOCUSLAKE_DATA"]
+                assert Path(data).is_absolute() and data == os.environ["FOCUSLAKE_DATA"]
+    assert n > len(METRIC_DAGS)
 
 
 # (d) ------------------------------------------------------------------------------------------
@@ -172,10 +288,11 @@ def test_dbt_and_gx_telemetry_are_off(dagbag):
     assert os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
     assert os.environ["GX_ANALYTICS_ENABLED"] == "false"
     assert os.environ["DO_NOT_TRACK"] == "1"
-    for task in dagbag.dags["focus_transform"].tasks:
-        if isinstance(task, DbtLocalBaseOperator):  # the env Cosmos hands to each dbt run
-            assert task.env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
-            assert task.env["DO_NOT_TRACK"] == "1"
+    for dag_id in ("focus_transform", *METRIC_DAGS):
+        for task in dagbag.dags[dag_id].tasks:
+            if isinstance(task, DbtLocalBaseOperator):  # the env Cosmos hands to each dbt run
+                assert task.env["DBT_SEND_ANONYMOUS_USAGE_STATS"] == "false"
+                assert task.env["DO_NOT_TRACK"] == "1"
 
 
 def test_airflow_env_exports_are_shell_safe():
@@ -214,7 +331,7 @@ def test_focus_ingest_updates_the_lake_asset_when_segments_arrive(airflow_ready,
 
 # (f) ------------------------------------------------------------------------------------------
 @pytest.mark.slow
-def test_cli_lists_the_four_dags_without_import_errors(airflow_ready):
+def test_cli_lists_every_dag_without_import_errors(airflow_ready):
     env = {**os.environ, **airflow_env(Path(os.environ["AIRFLOW_HOME"]))}
     airflow = str(Path(sys.executable).parent / "airflow")
 

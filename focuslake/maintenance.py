@@ -1,0 +1,177 @@
+"""Housekeeping of the data root, run daily by the `focus_maintenance` DAG (or by hand:
+``python -m focuslake.maintenance``).
+
+* :func:`maintain_warehouse` -- the working DuckDB warehouse: ``CHECKPOINT`` (everything into the
+  main file, the WAL emptied), then, when at least ``min_free_ratio`` of its blocks are free
+  (incremental delete+insert and rebuilt tables leave free blocks: DuckDB never shrinks a file),
+  a compaction: ``COPY FROM DATABASE`` into a new file beside it, every table's row count
+  compared, fsync, then an atomic rename over the old file. Needs the single writer (the DAG runs
+  it in pool ``warehouse_writer``); the analysts' published copy follows at the next publish.
+* :func:`remove_orphan_temp_files` -- the ``.<name>.tmp-<pid>`` files that the atomic writers
+  (ingest partitions, ledger export, publish) leave behind only when their process died between
+  write and rename: removed when that process is gone and the file is older than a grace period.
+* :func:`apply_retention` -- the hook for retention by data class (issue 9): it calls
+  ``focuslake.retention.apply_retention(paths)`` when that module exists and otherwise reports
+  ``not_installed`` (the DAG shows that task as skipped). Nothing is deleted here by age.
+
+Every function returns a JSON-able report of what it did.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import re
+import time
+from pathlib import Path
+
+from focuslake.config import Paths
+
+ORPHAN_RE = re.compile(r"^\..+\.tmp-(\d+)$")
+DEFAULT_MIN_FREE_RATIO = 0.25
+DEFAULT_ORPHAN_GRACE_S = 3600.0
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def _fsync(path: Path) -> None:
+    with open(path, "rb") as fh:
+        os.fsync(fh.fileno())
+
+
+def _table_counts(con, catalog: str) -> dict[str, int]:
+    tables = con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables() WHERE database_name = ? ORDER BY 1, 2",
+        [catalog]).fetchall()
+    return {f"{s}.{t}": con.execute(f'SELECT count(*) FROM "{catalog}"."{s}"."{t}"').fetchone()[0]
+            for s, t in tables}
+
+
+def _size(con) -> tuple[int, int]:
+    row = con.execute("SELECT total_blocks, free_blocks FROM pragma_database_size() "
+                      "WHERE database_name = current_database()").fetchone()
+    return int(row[0]), int(row[1])
+
+
+def maintain_warehouse(paths: Paths | None = None, *, min_free_ratio: float = DEFAULT_MIN_FREE_RATIO) -> dict:
+    """Checkpoint the working warehouse and compact it when enough of it is free space."""
+    import duckdb
+
+    paths = paths or Paths.from_env()
+    db = paths.warehouse
+    report: dict = {"warehouse": str(db)}
+    if not db.exists():
+        report["action"] = "none: no working warehouse yet"
+        return report
+    report["bytes_before"] = db.stat().st_size
+    tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("CHECKPOINT")
+        total, free = _size(con)
+        ratio = free / total if total else 0.0
+        report.update(total_blocks=total, free_blocks=free, free_ratio=round(ratio, 4))
+        if total == 0 or ratio < min_free_ratio:
+            report["action"] = f"checkpoint (free {ratio:.0%} < {min_free_ratio:.0%}: no compaction)"
+            return report
+        tmp.unlink(missing_ok=True)
+        catalog = con.execute("SELECT current_database()").fetchone()[0]
+        con.execute(f"ATTACH '{tmp}' AS compacted")
+        try:
+            con.execute(f'COPY FROM DATABASE "{catalog}" TO compacted')
+            before, after = _table_counts(con, catalog), _table_counts(con, "compacted")
+            if before != after:
+                raise RuntimeError(f"compaction of {db} lost rows, kept the old file: {before} != {after}")
+            con.execute("CHECKPOINT compacted")
+        finally:
+            con.execute("DETACH compacted")
+        report["tables"] = len(before)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    finally:
+        con.close()
+    if Path(f"{tmp}.wal").exists():
+        raise RuntimeError(f"compacted copy {tmp} still has a WAL after its checkpoint; kept the old file")
+    _fsync(tmp)
+    # The old file was checkpointed and closed: a WAL left beside it would be replayed against
+    # the new file on the next open, so it goes first.
+    Path(f"{db}.wal").unlink(missing_ok=True)
+    os.replace(tmp, db)  # readers holding the old file keep it until they close it
+    dir_fd = os.open(db.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    report["bytes_after"] = db.stat().st_size
+    report["action"] = "checkpoint + compaction"
+    return report
+
+
+def remove_orphan_temp_files(paths: Paths | None = None, *, grace_s: float = DEFAULT_ORPHAN_GRACE_S,
+                             now: float | None = None) -> dict:
+    """Remove ``.<name>.tmp-<pid>`` files of dead writers older than ``grace_s`` seconds.
+
+    Looks in the lake, the warehouse and published folders (where the atomic writers put them);
+    never in landing/ (collectors own their ``.part`` files) or quarantine/.
+    """
+    paths = paths or Paths.from_env()
+    now = time.time() if now is None else now
+    removed, kept = [], []
+    for base in (paths.lake, paths.warehouse.parent, paths.published.parent):
+        if not base.exists():
+            continue
+        for f in base.rglob(".*.tmp-*"):
+            m = ORPHAN_RE.match(f.name)
+            if not m or not f.is_file():
+                continue
+            age = now - f.stat().st_mtime
+            if age >= grace_s and not _pid_alive(int(m.group(1))):
+                f.unlink(missing_ok=True)
+                removed.append(str(f.relative_to(paths.root)))
+            else:
+                kept.append(str(f.relative_to(paths.root)))
+    return {"removed": sorted(removed), "kept_in_progress": sorted(kept)}
+
+
+def apply_retention(paths: Paths | None = None) -> dict:
+    """Retention by data class. Hook: delegates to ``focuslake.retention.apply_retention(paths)``
+    (issue 9); until that module exists, removes nothing and says so."""
+    paths = paths or Paths.from_env()
+    try:
+        retention = importlib.import_module("focuslake.retention")
+    except ModuleNotFoundError as e:
+        if e.name != "focuslake.retention":
+            raise
+        return {"status": "not_installed",
+                "detail": "retention by data class is not implemented yet (focuslake.retention); nothing removed"}
+    return retention.apply_retention(paths)
+
+
+def run_maintenance(paths: Paths | None = None) -> dict:
+    """Everything above, in order: retention, orphan temp files, warehouse checkpoint/compaction."""
+    paths = paths or Paths.from_env()
+    return {"retention": apply_retention(paths), "orphans": remove_orphan_temp_files(paths),
+            "warehouse": maintain_warehouse(paths)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m focuslake.maintenance", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, default=None, help="data root (default: FOCUSLAKE_DATA or data/)")
+    args = parser.parse_args(argv)
+    paths = Paths(args.data.resolve()) if args.data else Paths.from_env()
+    print(json.dumps(run_maintenance(paths), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
