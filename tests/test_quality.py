@@ -282,3 +282,21 @@ def test_publish_needs_a_passing_audit_of_the_unchanged_warehouse(tmp_path):
         publish_warehouse(paths)
     assert paths.published.read_bytes() == before
     assert not list(paths.published.parent.glob(".*tmp*"))
+
+
+def test_lake_file_with_drifted_columns_fails_lake_schema(qpaths):
+    """A Parquet file in the lake not written by the ingest, with an extra and without a column,
+    is named by the lake_schema check (bronze views read the lake with union_by_name)."""
+    paths = qpaths
+    ingest_landing(paths, now_us=NOW)
+    assert all(c.passed for c in C.lake_schema(duckdb.connect(), C.Ctx(paths, datetime(2026, 1, 1), None,
+                                                                        set(), set())))
+    part = next((paths.lake / "system_metrics").glob("date=*/*.parquet"))
+    duckdb.execute(f"COPY (SELECT * EXCLUDE (swap_percent), 1.5 AS gpu_percent FROM read_parquet('{part}', "
+                   "hive_partitioning = false)) "
+                   f"TO '{part.with_name('foreign~tool.parquet')}' (FORMAT parquet)")
+    rows = C.lake_schema(duckdb.connect(), C.Ctx(paths, datetime(2026, 1, 1), None, set(), set()))
+    assert not rows[0].passed
+    (bad,) = [r for r in rows[1:] if not r.passed]
+    assert bad.partition.startswith("system_metrics/date=") and bad.partition.endswith("foreign~tool.parquet")
+    assert "unexpected columns ['gpu_percent']" in bad.detail and "missing columns ['swap_percent']" in bad.detail

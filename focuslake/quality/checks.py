@@ -118,6 +118,35 @@ def reconcile_segments(con, ctx: Ctx) -> list[Check]:
     return out
 
 
+def lake_schema(con, ctx: Ctx) -> list[Check]:
+    """Every lake file has exactly the ingest's columns and types. Bronze reads the lake with
+    union_by_name, so a file written by anything else, with an extra or without a column, would
+    otherwise slip in as a new column or as NULLs: each such file is named here."""
+    import pyarrow.parquet as pq
+
+    from focuslake.ingest import lake_schema as contract
+
+    parts = []
+    for stream in ALL_STREAMS:
+        want = {f.name: f.type for f in contract(stream)}
+        for f in sorted((ctx.paths.lake / stream).glob("date=*/*.parquet")):
+            try:
+                have = {x.name: x.type for x in pq.read_schema(f)}
+            except Exception as e:  # noqa: BLE001 -- an unreadable lake file is a finding
+                have, err = {}, f"unreadable: {e}"
+            else:
+                err = ""
+            extra = sorted(set(have) - set(want))
+            missing = sorted(set(want) - set(have))
+            retyped = sorted(c for c in set(have) & set(want) if have[c] != want[c])
+            if err or extra or missing or retyped:
+                parts.append(Check("lake_schema", f"lake.{stream}", float(len(extra) + len(missing) + len(retyped)),
+                                   0, False, err or f"unexpected columns {extra}; missing columns {missing}; "
+                                   f"changed types {[(c, str(have[c]), str(want[c])) for c in retyped]}",
+                                   partition=f.relative_to(ctx.paths.lake).as_posix()))
+    return [_summary("lake_schema", "lake", parts), *parts]
+
+
 def quarantine_evidence(con, ctx: Ctx) -> list[Check]:
     """Every quarantined row and file has its evidence in the quarantine (or resolved/)."""
     import pyarrow.parquet as pq
@@ -409,5 +438,5 @@ def _rate_checks(name, table, n, rows) -> list[Check]:
     return [Check(name, table, rate, S.EVENT_ORDER_ERROR_MAX, ok, detail), *parts]
 
 
-ALL_SQL_CHECKS = (reconcile_segments, quarantine_evidence, schema_violations, ingestion_error_rate,
+ALL_SQL_CHECKS = (reconcile_segments, lake_schema, quarantine_evidence, schema_violations, ingestion_error_rate,
                   warehouse_totals, null_and_duplicate_rates, freshness, event_order)
