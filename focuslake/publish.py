@@ -76,23 +76,26 @@ def publish_warehouse(paths: Paths, require_audit: bool = True) -> dict:
     if not src.exists():
         raise FileNotFoundError(f"no working warehouse at {src}: run the transform first")
     stamp = check_audit(paths) if require_audit else {}
-    con = duckdb.connect(str(src), read_only=True)  # the audit checkpointed it: nothing in a WAL
-    try:
-        have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() "
-                                          "WHERE schema_name = 'gold'").fetchall()}
-        counts = {t: con.execute(f"SELECT count(*) FROM gold.{t}").fetchone()[0]
-                  for t in sorted(have) if t in GOLD_TABLES or t.startswith("gld_")}
-    finally:
-        con.close()
     dst.parent.mkdir(parents=True, exist_ok=True)
     tmp = dst.with_name(f".{dst.name}.tmp-{os.getpid()}")
     try:
-        shutil.copyfile(src, tmp)
+        shutil.copyfile(src, tmp)  # the audit checkpointed the file: nothing is left in a WAL
         with open(tmp, "rb") as fh:
             os.fsync(fh.fileno())
-        os.chmod(tmp, 0o444)  # read-only for analysts
         if require_audit and any(stamp.get(k) != v for k, v in _fingerprint(src).items()):
             raise PublishError("the working warehouse changed while it was being copied: not published")
+        # count from the copy: the working file may be held open in this process (dbt-duckdb run
+        # in-process by Cosmos keeps its database open), and DuckDB refuses a second connection
+        # to one file with another configuration (read_only)
+        con = duckdb.connect(str(tmp), read_only=True)
+        try:
+            have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() "
+                                              "WHERE schema_name = 'gold'").fetchall()}
+            counts = {t: con.execute(f"SELECT count(*) FROM gold.{t}").fetchone()[0]
+                      for t in sorted(have) if t in GOLD_TABLES or t.startswith("gld_")}
+        finally:
+            con.close()
+        os.chmod(tmp, 0o444)  # read-only for analysts
         os.replace(tmp, dst)
     finally:
         if tmp.exists():

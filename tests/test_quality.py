@@ -67,6 +67,7 @@ def test_quality_modules_import_without_great_expectations():
     assert out.stdout.strip() == "[]"
 
 
+@pytest.mark.slow  # imports GX (8-15 s here)
 def test_gx_analytics_off_and_no_outside_connection(tmp_path, monkeypatch):
     """Analytics off in the context config and the environment; a real validation run with
     Data Docs opens no socket to anything but loopback."""
@@ -99,7 +100,7 @@ def test_gx_analytics_off_and_no_outside_connection(tmp_path, monkeypatch):
     assert not rows[("gx_accepted_values", "event")].passed  # the run really validated
     assert "explode" in rows[("gx_accepted_values", "event")].detail
     assert rows[("gx_range", "ts")].passed if ("gx_range", "ts") in rows else True
-    index = G.build_docs(context)
+    index = G.build_site(context)
     assert index.exists() and index.is_relative_to(tmp_path)
     # GX's pages would load a tracking pixel (logo with the context id) and CDN scripts when
     # opened: the built site references nothing remote, and its index is static

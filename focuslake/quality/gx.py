@@ -244,7 +244,7 @@ def run_suite(context, suite: Suite, frame, params: dict, run_name: str):
     return suite_result
 
 
-def build_docs(context) -> Path:
+def build_site(context) -> Path:
     """Build the Data Docs site, then make it private and self-contained (see make_private)."""
     context.build_data_docs()
     urls = context.get_docs_sites_urls()
@@ -439,7 +439,7 @@ def validate_all(con, ctx, run_id: str, build_docs: bool = True) -> tuple[list, 
     index = None
     if build_docs:
         try:
-            index = build_docs(context)
+            index = build_site(context)
         except Exception as e:  # noqa: BLE001 -- the docs are a view of the results: recorded only
             out.append(Check("gx_data_docs", "quality_docs", 1, 0, False, f"could not build: {e!r}"[:500],
                              source="gx", severity="info"))
