@@ -1,11 +1,10 @@
 """The project's Airflow settings with PostgreSQL metadata (what docker-compose.yml runs, minus
 Celery): Debian's PostgreSQL started for the test (initdb in a temp dir, loopback, free port),
 `python -m focuslake.airflow_env --setup` (airflow db migrate + the warehouse_writer pool)
-against it, then the DAGs parsed and a DAG run (`airflow dags test`) recorded in it."""
+against it, then a DAG run (`airflow dags test`, which also serializes every DAG) recorded in it."""
 from __future__ import annotations
 
 import importlib.util
-import json
 import os
 import subprocess
 import sys
@@ -60,20 +59,13 @@ def test_setup_migrates_postgres_and_creates_the_pool(pg, pg_airflow):
     assert out.stdout.strip() == "LocalExecutor", out.stderr[-2000:]
 
 
-def test_dags_parse_without_errors_against_postgres(pg_airflow):
-    listed = _airflow(pg_airflow, "dags", "list", "--local", "-o", "json")
-    assert listed.returncode == 0, listed.stderr[-3000:]
-    assert {d["dag_id"] for d in json.loads(listed.stdout)} == ALL_DAGS
-    errors = _airflow(pg_airflow, "dags", "list-import-errors", "--local", "-o", "json")
-    assert errors.returncode == 0 and json.loads(errors.stdout) == []
-
-
 def test_a_dag_run_is_recorded_in_postgres(pg, pg_airflow):
-    """focus_maintenance on a warehouse with mostly free blocks: compacted, every task's state
-    and pool stored in PostgreSQL."""
+    """`airflow dags test focus_maintenance` on a warehouse with mostly free blocks: compacted;
+    every DAG serialized, and the run's task states and pools stored, in PostgreSQL."""
     paths = Paths(Path(pg_airflow["FOCUSLAKE_DATA"])).ensure()
     con = duckdb.connect(str(paths.warehouse))
-    con.execute("CREATE SCHEMA gold; CREATE TABLE gold.t AS SELECT range AS i, repeat('y', 40) || range AS s FROM range(300000)")
+    con.execute("CREATE SCHEMA gold; "
+                "CREATE TABLE gold.t AS SELECT range AS i, repeat('y', 40) || range AS s FROM range(300000)")
     con.execute("DELETE FROM gold.t WHERE i >= 100; CHECKPOINT")
     con.close()
     size = paths.warehouse.stat().st_size
@@ -85,6 +77,9 @@ def test_a_dag_run_is_recorded_in_postgres(pg, pg_airflow):
                             "remove_orphan_temp_files|success|default_pool",
                             f"retention|{retention}|warehouse_writer"]
     assert pg.psql("SELECT state FROM dag_run WHERE dag_id = 'focus_maintenance'").split() == ["success"]
+    # `dags test` synced the whole DAG folder into PostgreSQL first: every DAG, no import error
+    assert set(pg.psql("SELECT dag_id FROM serialized_dag").split()) == ALL_DAGS
+    assert pg.psql("SELECT count(*) FROM import_error").strip() == "0"
     assert paths.warehouse.stat().st_size < size / 2
     con = duckdb.connect(str(paths.warehouse), read_only=True)
     assert con.execute("SELECT count(*), sum(i) FROM gold.t").fetchone() == (100, 4950)
