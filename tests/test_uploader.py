@@ -117,6 +117,35 @@ def test_offline_backoff_grows_with_jitter_then_drains(tmp_path):
     up.stop()
 
 
+def test_offline_for_days_probes_at_the_capped_rate_and_keeps_everything(tmp_path):
+    """Three days without the receiver, on a simulated clock (real connection attempts): the
+    uploader probes about every max_delay (10 min) with jitter, one probe per backoff, never
+    drops an item; when the receiver is back, everything goes."""
+    now = [1_800_000_000.0]
+    port = free_port()
+    landing = tmp_path / "landing"
+    want = make_segments(landing, "otto", "laptop", minutes=2)
+    srv_root = tmp_path / "srv"
+    up = Uploader(landing, tmp_path / "queue", f"http://127.0.0.1:{port}", token(srv_root, "otto", "laptop"),
+                  base_delay=1.0, max_delay=600.0, scan_interval=5.0, rng=random.Random(3), clock=lambda: now[0])
+    start, probes, gaps = now[0], 0, []
+    while now[0] - start < 3 * 86400:
+        probes += up.run_once()["offline"]
+        wait = up.status(scan=False)["next_attempt_in_s"]
+        gaps.append(wait)
+        now[0] += wait + 0.001  # status rounds to ms
+    assert max(gaps) <= 600 and min(gaps[12:]) >= 300  # capped; past the ramp-up always d/2..d
+    assert 3 * 86400 / 600 <= probes <= 3 * 86400 / 300 + 12
+    st = up.status()
+    assert st["pending"] == len(want) and st["consecutive_failures"] == probes and not st["online"]
+    assert sealed(landing) == want
+    with ReceiverProcess(srv_root, port=port):
+        now[0] += 600
+        assert up.drain(60)
+    assert sealed(Paths(srv_root).landing) == want and sealed(landing) == {}
+    up.stop()
+
+
 def test_queue_survives_a_restart(server, tmp_path):
     landing, queue = tmp_path / "landing", tmp_path / "queue"
     want = make_segments(landing, "rita", "laptop", minutes=2)
