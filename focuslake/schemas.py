@@ -81,23 +81,29 @@ INPUT_COUNTS = CsvStream("input_counts", (
 SYSTEM_EVENTS = CsvStream("system_events", (
     TS,
     Column("event", "VARCHAR", accepted=("lock", "unlock", "suspend", "resume", "collector_start",
-                                          "collector_stop", "network_up", "network_down")),
-), doc="screen lock/unlock, suspend/resume, collector lifecycle, connectivity")
+                                          "collector_stop", "network_up", "network_down",
+                                          "not_afk", "afk"),
+           doc="not_afk / afk: an AFK status change recorded by another tracker (the ActivityWatch "
+               "import: a not-afk period starts / ends); the collector derives AFK from input instead"),
+), doc="screen lock/unlock, suspend/resume, collector lifecycle, connectivity, imported AFK status")
 
 # Generic JSON events (seeds 002/004 and seed 000's EyeCore payload) as landed by the receiver
-# (focuslake/receiver, docs/receiver.md): one row per accepted event; JSON objects as text.
+# (focuslake/receiver, docs/receiver.md), and ActivityWatch web-tab events landed by its importer
+# (focuslake/importers/activitywatch.py): one row per accepted event; JSON objects as text.
 APP_EVENTS = CsvStream("app_events", (
     TS,
     Column("event_id", "VARCHAR", doc="client's event id (EyeCore: derived from its content)"),
     Column("event_name", "VARCHAR", doc="event_name, else event_type (seed 002 performance events)"),
     Column("event_type", "VARCHAR", required=False, doc="event_category (seed 004) or event_type (002)"),
     Column("session_id", "VARCHAR", required=False),
-    Column("source", "VARCHAR", accepted=("generic", "eyecore"), doc="payload shape it came in"),
+    Column("source", "VARCHAR", accepted=("generic", "eyecore", "activitywatch"),
+           doc="payload shape it came in (activitywatch: focuslake.importers.activitywatch)"),
     Column("properties_json", "VARCHAR", required=False, doc="properties (EyeCore: data), JSON object"),
     Column("context_json", "VARCHAR", required=False, doc="context + unknown top-level fields, JSON"),
     Column("consent_json", "VARCHAR", required=False, doc="privacy flags (seed 004 privacy), JSON"),
-    Column("received_us", "BIGINT", min=0, doc="receiver clock when the batch arrived (UTC us)"),
-), doc="generic app events posted to the receiver's POST /v1/events")
+    Column("received_us", "BIGINT", min=0, doc="receiver clock when the batch arrived (UTC us); imports: "
+                                                "the end of the export's newest event"),
+), doc="generic app events posted to the receiver's POST /v1/events, and imported browser-tab events")
 
 CSV_STREAMS: dict[str, CsvStream] = {s.name: s for s in (SYSTEM_METRICS, ACTIVE_WINDOW, INPUT_COUNTS,
                                                           SYSTEM_EVENTS, APP_EVENTS)}

@@ -7,6 +7,10 @@ A writer appends to `<segment>.part`; sealing flushes, fsyncs and renames it to
 `<segment>`, then fsyncs the directory. Readers never see a half-written segment and ignore
 `.part` files. Segments rotate when the data's time leaves the segment's window
 (`rotate_seconds`, aligned to the epoch) or the file passes `rotate_bytes`.
+
+Importers name their segments by content instead (`name=`): one segment per writer, never
+rotated, and never written twice -- a name that already exists raises FileExistsError, so
+landing the same content again is the caller's no-op, not a second copy.
 """
 from __future__ import annotations
 
@@ -53,7 +57,12 @@ class _SegmentWriter:
     suffix = ""
 
     def __init__(self, landing: str | Path, stream: str, user_id: str, device_id: str, *,
-                 rotate_seconds: int = 60, rotate_bytes: int = 8 << 20, durable: bool = True):
+                 rotate_seconds: int = 60, rotate_bytes: int = 8 << 20, durable: bool = True,
+                 name: str | None = None):
+        if name is not None and (not name or "/" in name or name.startswith(".")
+                                 or name.endswith(PART_SUFFIX)):
+            raise ValueError(f"segment name {name!r}: a plain file name without suffix")
+        self.name = name  # fixed, content-derived segment name (importers); None: time-stamped
         self.landing = Path(landing)
         self.stream = stream
         self.user_id = check_id("user_id", user_id)
@@ -71,6 +80,11 @@ class _SegmentWriter:
     def _segment_path(self, window_start_us: int) -> Path:
         d = (self.landing / self.stream / self.user_id / self.device_id / utc_date(window_start_us))
         d.mkdir(parents=True, exist_ok=True)
+        if self.name is not None:  # content-derived: written once, never a second copy
+            p = d / f"{self.name}{self.suffix}"
+            if p.exists():
+                raise FileExistsError(str(p))
+            return p
         base = f"{self.stream}-{_stamp(window_start_us)}"
         seq = 0
         while True:  # never reuse a name: a restart in the same window gets the next number
@@ -87,7 +101,9 @@ class _SegmentWriter:
         self._window = self._window_of(ts_us)
         final = self._segment_path(self._window)
         self._part = final.with_name(final.name + PART_SUFFIX)
-        self._fh = open(self._part, "xb")
+        if self.name is not None:  # a crashed earlier attempt at the same content: start over
+            self._part.unlink(missing_ok=True)
+        self._fh = open(self._part, "xb")  # noqa: SIM115 -- open across writes; seal() closes it
         self._bytes = 0
         self._start(ts_us)
 
@@ -103,8 +119,8 @@ class _SegmentWriter:
         self._bytes += len(data)
 
     def _ensure_open(self, ts_us: int) -> None:
-        if self._fh is not None and (self._window_of(ts_us) != self._window
-                                     or self._bytes >= self.rotate_bytes):
+        if self._fh is not None and self.name is None and (self._window_of(ts_us) != self._window
+                                                           or self._bytes >= self.rotate_bytes):
             self.seal()
         if self._fh is None:
             self._open(ts_us)
