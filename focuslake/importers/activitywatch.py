@@ -590,31 +590,41 @@ def _fmt_s(us: int) -> str:
 
 
 def print_summary(result: ImportResult, console=None) -> None:
+    """The rich summary: per bucket, events read / with time landed / already imported earlier /
+    zero length / skipped, and the time landed; then every skip reason with its event indexes."""
     from rich.console import Console
     from rich.table import Table
 
     console = console or Console()
-    t = Table(title=f"ActivityWatch import -> {result.user_id}/{result.device_id}")
-    for col in ("bucket", "type", "events", "imported", "already imported", "zero length", "skipped", "landed"):
-        t.add_column(col, justify="left" if col in ("bucket", "type") else "right")
+    t = Table(title=f"ActivityWatch import -> {result.user_id}/{result.device_id}", title_justify="left")
+    t.add_column("bucket", no_wrap=True)
+    for col in ("events", "landed", "before", "zero", "skipped", "time"):
+        t.add_column(col, justify="right", no_wrap=True)
     for b in result.buckets:
         if b.not_imported:
-            t.add_row(b.bucket_id, b.type, f"{b.events:,}", "-", "-", "-", f"{b.events:,}",
-                      f"[yellow]not imported: {b.not_imported}[/yellow]")
+            t.add_row(b.bucket_id, f"{b.events:,}", "-", "-", "-", f"{b.events:,}", "-")
             continue
-        landed = _fmt_s(b.landed_us) + (" not-afk" if b.kind == "afk" else "")
-        t.add_row(b.bucket_id, b.type, f"{b.events:,}", f"{b.imported:,}", f"{b.covered:,}", f"{b.zero:,}",
+        landed = _fmt_s(b.landed_us)
+        t.add_row(b.bucket_id, f"{b.events:,}", f"{b.imported:,}", f"{b.covered:,}", f"{b.zero:,}",
                   f"{sum(b.skipped.values()):,}", landed)
     console.print(t)
+    console.print("landed: events with time landed; before: events imported earlier (or overlapped); "
+                  "zero: zero-length events; time: window/web time, or not-afk time of an afk bucket",
+                  style="dim", highlight=False)
+    for b in result.buckets:
+        if b.not_imported:
+            console.print(f"[yellow]not imported:[/yellow] bucket {b.bucket_id!r} ({b.events:,} events): "
+                          f"{b.not_imported}", highlight=False)
     for line in result.skip_messages():
-        console.print(f"[yellow]skipped:[/yellow] {line}")
+        console.print(f"[yellow]skipped:[/yellow] {line}", highlight=False)
     for b in result.buckets:
         if b.already_us or b.overlap_us:
-            console.print(f"{b.bucket_id}: {_fmt_s(b.already_us)} already imported before, "
-                          f"{_fmt_s(b.overlap_us)} overlapping an earlier event of the export: not landed again")
+            console.print(f"{b.bucket_id}: {_fmt_s(b.already_us)} imported before and {_fmt_s(b.overlap_us)} "
+                          "overlapping an earlier event of this export: not landed again", highlight=False)
     rows = ", ".join(f"{n:,} {s}" for s, n in sorted(result.rows.items())) or "no rows"
     console.print(f"Segments written: {len(result.segments_written)} ({rows}); already landed: "
-                  f"{len(result.segments_existing)}. Next: `python -m focuslake ingest`, then dbt.")
+                  f"{len(result.segments_existing)}. Next: `python -m focuslake ingest`, then dbt.",
+                  highlight=False)
 
 
 def main(argv: list[str] | None = None) -> int:
