@@ -189,6 +189,13 @@ class CsvSegmentWriter(_SegmentWriter):
         self._drain()
 
     def write_rows(self, rows: Iterable[Sequence]) -> None:
+        if self.name is not None:  # one segment, no rotation: the rows in one write
+            rows = list(rows)
+            if rows:
+                self._ensure_open(int(rows[0][0]))
+                self._csv.writerows(["" if v is None else v for v in row] for row in rows)
+                self._drain()
+            return
         for row in rows:
             self.write_row(row)
 

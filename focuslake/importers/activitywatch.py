@@ -386,38 +386,50 @@ def _select_buckets(buckets: dict[str, dict], hostname: str | None,
             r.not_imported = f"host {b.get('hostname')!r}, not --hostname {hostname!r}"
 
 
-def plan_rows(kind: str, pieces: list[tuple[int, int, Span]], received_us: int) -> dict[str, list[tuple[dict, int]]]:
-    """Rows per UTC day for one kind's landed pieces: day -> [(row, piece number), ...]. A piece's
-    rows all go to the segment of the day it starts (window and AFK pieces never cross midnight,
-    they were split there; a piece ending at midnight keeps its close sample), so every piece
-    lives in exactly one segment."""
+_COLUMNS = {s: tuple(CSV_STREAMS[s].names) for s in STREAM_OF.values()}
+
+
+def _line(stream: str, **values) -> list:
+    """One CSV row in the stream's column order (focuslake.schemas, the one home of columns)."""
+    cols = _COLUMNS[stream]
+    if values.keys() != set(cols):
+        raise ValueError(f"{stream}: columns {sorted(values)} != {sorted(cols)}")
+    return [values[c] for c in cols]
+
+
+def plan_rows(kind: str, pieces: list[tuple[int, int, Span]], received_us: int) -> dict[str, list[tuple[list, int]]]:
+    """CSV rows per UTC day for one kind's landed pieces: day -> [(row, piece number), ...], in
+    time order (pieces come disjoint and sorted; a close sorts before the next change at the
+    same time, as the models order them). A piece's rows all go to the segment of the day it
+    starts (window and AFK pieces never cross midnight, they were split there; a piece ending
+    at midnight keeps its close sample), so every piece lives in exactly one segment."""
     by_day: dict[str, list] = defaultdict(list)
+    stream = STREAM_OF[kind]
+    assert CSV_STREAMS[stream].names[0] == "ts_us"  # every stream's first column (schemas.py)
     for n, (s, e, sp) in enumerate(pieces):
         if kind == "window":
             app, title = sp.payload
-            base = {"app_name": app, "window_title": title, "pid": None}
-            rows = [{"ts_us": s, **base, "reason": "change"}]
-            g = (s // HEARTBEAT_US + 1) * HEARTBEAT_US
-            while g < e:
-                rows.append({"ts_us": g, **base, "reason": "heartbeat"})
-                g += HEARTBEAT_US
-            rows.append({"ts_us": e, **base, "reason": "close"})
+            hb = _line(stream, ts_us=0, app_name=app, window_title=title, pid=None, reason="heartbeat")
+            rows = [_line(stream, ts_us=s, app_name=app, window_title=title, pid=None, reason="change")]
+            rows += [[g, *hb[1:]] for g in range((s // HEARTBEAT_US + 1) * HEARTBEAT_US, e, HEARTBEAT_US)]
+            rows.append(_line(stream, ts_us=e, app_name=app, window_title=title, pid=None, reason="close"))
         elif kind == "afk":
             if sp.payload[0] != "not-afk":
                 continue
-            rows = [{"ts_us": s, "event": "not_afk"}, {"ts_us": e, "event": "afk"}]
+            rows = [_line(stream, ts_us=s, event="not_afk"), _line(stream, ts_us=e, event="afk")]
         else:
             data = json.loads(sp.payload[0])
             incognito = data.get("incognito") is True
             props = {k: v for k, v in data.items() if not (incognito and k in ("url", "title"))}
             props["duration_s"] = (e - s) / US
             event_id = "aw-" + hashlib.sha256(json.dumps([sp.bucket, s, e, sp.payload[0]]).encode()).hexdigest()[:32]
-            rows = [{"ts_us": s, "event_id": event_id, "event_name": WEB_EVENT_NAME, "event_type": "browser",
-                     "session_id": None, "source": SOURCE,
-                     "properties_json": json.dumps(props, ensure_ascii=False, sort_keys=True, separators=(",", ":")),
-                     "context_json": json.dumps({"aw_bucket": sp.bucket, "importer": SOURCE}, sort_keys=True,
-                                                separators=(",", ":")),
-                     "consent_json": None, "received_us": received_us}]
+            rows = [_line(stream, ts_us=s, event_id=event_id, event_name=WEB_EVENT_NAME, event_type="browser",
+                          session_id=None, source=SOURCE,
+                          properties_json=json.dumps(props, ensure_ascii=False, sort_keys=True,
+                                                     separators=(",", ":")),
+                          context_json=json.dumps({"aw_bucket": sp.bucket, "importer": SOURCE}, sort_keys=True,
+                                                  separators=(",", ":")),
+                          consent_json=None, received_us=received_us)]
         by_day[utc_date(s)].extend((r, n) for r in rows)
     return by_day
 
@@ -511,7 +523,7 @@ def import_export(paths: Paths, export: str | Path, user_id: str, device_id: str
             landed[tl] = out
 
         # rows per stream and day, and the segment of every piece
-        segs: dict[tuple[str, str], list[dict]] = defaultdict(list)
+        segs: dict[tuple[str, str], list[list]] = defaultdict(list)
         piece_seg: list[tuple[str, int, int, str | None]] = []  # timeline, start, end, segment rel
         for tl, pieces in sorted(landed.items()):
             kind = "web" if tl.startswith("web:") else tl
@@ -523,14 +535,7 @@ def import_export(paths: Paths, export: str | Path, user_id: str, device_id: str
                     owner.setdefault(n, day)
             for n, (s, e, _sp) in enumerate(pieces):
                 piece_seg.append((tl, s, e, (stream, owner[n]) if n in owner else None))
-        names: dict[tuple[str, str], tuple[str, list[list]]] = {}
-        for (stream, day), rows in sorted(segs.items()):
-            cols = CSV_STREAMS[stream].names
-            order = {"close": 0, "change": 1, "heartbeat": 2, "afk": 0, "not_afk": 1}
-            rows.sort(key=lambda r: (r["ts_us"], order.get(r.get("reason") or r.get("event"), 0),
-                                     r.get("event_id") or ""))
-            lines = [[r[c] for c in cols] for r in rows]
-            names[(stream, day)] = (segment_name(stream, day, lines), lines)
+        names = {k: (segment_name(k[0], k[1], lines), lines) for k, lines in sorted(segs.items())}
 
         window_days = {day for (stream, day) in names if stream == "active_window"}
         clash = _collector_days(paths, user_id, device_id, window_days)
