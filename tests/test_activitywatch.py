@@ -467,19 +467,24 @@ def test_bad_events_are_skipped_counted_and_named(tmp_path):
     events = [good[0], *[e for e, _ in BAD_EVENTS], good[1], good[2]]
     afk = [{"timestamp": START.isoformat(), "duration": 600, "data": {"status": "away"}},
            Event(timestamp=START, duration=600, data={"status": "not-afk"}).to_json_dict()]
+    tabs = [{"timestamp": START.isoformat(), "duration": 9, "data": {"url": "data:image/png;base64," + "A" * 70_000}},
+            {"timestamp": START.isoformat(), "duration": 9, "data": {"title": "no url"}}]
     export = {"buckets": {WINDOW: _ok_bucket(events=events),
-                          AFK: _ok_bucket(id=AFK, type="afkstatus", events=afk)}}
+                          AFK: _ok_bucket(id=AFK, type="afkstatus", events=afk),
+                          WEB: _ok_bucket(id=WEB, type="web.tab.current", hostname="unknown", events=tabs)}}
     paths = Paths(tmp_path / "data")
     r = aw.import_export(paths, write(tmp_path, "x.json", export), "u1", "d1", durable=False)
     w = next(b for b in r.buckets if b.bucket_id == WINDOW)
-    assert w.imported == 3 and sum(w.skipped.values()) == len(BAD_EVENTS) and r.skipped == len(BAD_EVENTS) + 1
+    assert w.imported == 3 and sum(w.skipped.values()) == len(BAD_EVENTS) and r.skipped == len(BAD_EVENTS) + 3
     msgs = r.skip_messages()
     for i, (_ev, reason) in enumerate(BAD_EVENTS, start=1):  # the bucket and the event's index are named
         assert any(m.startswith(f"bucket '{WINDOW}': 1 event(s) skipped: {reason}") and f"(event index {i})" in m
                    for m in msgs), (reason, msgs)
     assert any(f"bucket '{AFK}'" in m and 'data.status: must be "afk" or "not-afk"' in m and "(event index 0)" in m
                for m in msgs)
-    assert r.rows["active_window"] > 0 and r.rows["system_events"] == 2
+    assert any(f"bucket '{WEB}'" in m and "data: larger than 65536 bytes" in m and "(event index 0)" in m for m in msgs)
+    assert any(f"bucket '{WEB}'" in m and "data.url: missing" in m and "(event index 1)" in m for m in msgs)
+    assert r.rows["active_window"] > 0 and r.rows["system_events"] == 2 and r.rows["app_events"] == 0
     # --strict refuses the same export and lands nothing
     strict = Paths(tmp_path / "strict")
     with pytest.raises(aw.ExportError, match="--strict: nothing imported.*timestamp: required"):

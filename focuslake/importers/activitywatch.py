@@ -56,7 +56,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from focuslake.config import Paths, apply_no_telemetry
-from focuslake.receiver.events import parse_timestamp
+from focuslake.receiver.events import MAX_EVENT_BYTES, parse_timestamp
 from focuslake.schemas import CSV_STREAMS, MAX_FUTURE_SKEW_US
 from focuslake.segments import CsvSegmentWriter, check_id, utc_date
 
@@ -213,6 +213,8 @@ def parse_event(kind: str, bucket: str, index: int, ev, now_us: int) -> tuple[Sp
         if data.get("title") is not None and not isinstance(data["title"], str):
             return None, f"data.title: a JSON {_kind_name(data['title'])}, not a string"
         payload = (json.dumps(data, ensure_ascii=False, sort_keys=True, separators=(",", ":")),)
+        if len(payload[0].encode()) > MAX_EVENT_BYTES:  # e.g. a data: URL; the receiver's limit
+            return None, f"data: larger than {MAX_EVENT_BYTES} bytes of JSON (the receiver's limit for an event)"
     return Span(start, end, bucket, index, payload), None
 
 
