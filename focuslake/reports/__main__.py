@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = _parser()
     a = ap.parse_args(argv)
     from rich.console import Console
+    from rich.markup import escape
 
     from focuslake.reports import ReportError, parse_day, parse_week, period_of, render_reports
     from focuslake.reports import data as rdata
@@ -55,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
         results = render_reports(period, None if a.all else [a.user], paths=paths, out=a.out,
                                  progress=not a.quiet and sys.stderr.isatty())
     except (ReportError, ValueError) as e:
-        err.print(f"[red]error:[/red] {e}")
+        err.print(f"[red]error:[/red] {escape(str(e))}")
         return 2
     if not results:
         err.print(f"[red]error:[/red] no user has data in {period.kind} period {period.label}")

@@ -40,9 +40,15 @@ def _ts(text: str) -> datetime:
     return datetime.fromisoformat(text).replace(tzinfo=None)  # naive UTC for mdates
 
 
-def _figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+def _figure(width: float, height: float, *, left: float = 0.85, right: float = 0.3, top: float = 0.45,
+            bottom: float = 0.65, **space) -> Figure:
+    """A figure with fixed margins in inches (room for the labels, the title and a legend on the
+    right). Fixed margins instead of matplotlib's constrained layout: it halves the drawing time
+    (the layout engine draws every figure several times) and the texts here have bounded lengths."""
+    fig = Figure(figsize=(width, height), dpi=DPI)
     FigureCanvasAgg(fig)
+    fig.subplots_adjust(left=left / width, right=1 - right / width, top=1 - top / height, bottom=bottom / height,
+                        **space)
     return fig
 
 
@@ -113,7 +119,7 @@ def timeline(report: dict, path: Path) -> dict:
 def _timeline_day(report, path, rows, cols, width, threshold, window_s, handles, day0) -> None:
     starts = [_ts(r[cols["window_start"]]) for r in rows]
     lo, hi = _active_span(starts, day0, window_s)
-    fig = _figure(13, 5.2)
+    fig = _figure(13, 5.2, right=3.0, hspace=0.08)
     ax, strip = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [5, 0.6]})
     x = mdates.date2num(starts) if starts else []
     colors = [color(r[cols["category"]]) if r[cols["active_seconds"]] > 0 else AFK_COLOR for r in rows]
@@ -142,7 +148,7 @@ def _timeline_day(report, path, rows, cols, width, threshold, window_s, handles,
 
 
 def _timeline_week(report, path, rows, cols, width, threshold, window_s, handles, day0) -> None:
-    fig = _figure(13, 5.0)
+    fig = _figure(13, 5.0, left=1.15, right=3.0)
     ax = fig.subplots()
     days = [day0 + timedelta(days=i) for i in range(7)]
     by_day: dict[int, list] = {i: [] for i in range(7)}
@@ -182,7 +188,7 @@ def _timeline_week(report, path, rows, cols, width, threshold, window_s, handles
 def categories(report: dict, path: Path) -> dict:
     cats = report["categories"]
     if report["report"] == "daily":
-        fig = _figure(10, 0.55 * max(len(cats), 3) + 1.6)
+        fig = _figure(10, 0.55 * max(len(cats), 3) + 1.6, left=2.45)
         ax = fig.subplots()
         names = [c["category"] for c in cats][::-1]
         hours = [c["active_seconds"] / 3600 for c in cats][::-1]
@@ -198,7 +204,7 @@ def categories(report: dict, path: Path) -> dict:
         what = ("Active time (window intervals intersected with not-AFK periods) per category of the focused app, "
                 "from gold.gld_user_category_daily; share = part of the day's categorised active time.")
     else:
-        fig = _figure(11, 4.8)
+        fig = _figure(11, 4.8, left=1.15, right=2.75)
         ax = fig.subplots()
         day0 = _ts(report["period"]["start"]).date()
         days = [day0 + timedelta(days=i) for i in range(7)]
@@ -232,7 +238,7 @@ def score_trend(report: dict, path: Path) -> dict:
     tl = report["timeline"]
     cols = {c: i for i, c in enumerate(tl["columns"])}
     active = [r for r in tl["rows"] if r[cols["active_seconds"]] > 0]  # gold's statistics use these windows
-    fig = _figure(11, 4.4)
+    fig = _figure(11, 4.4, bottom=0.85)
     ax = fig.subplots()
     nan = float("nan")
     if report["report"] == "daily":
@@ -323,7 +329,7 @@ def context_switches(report: dict, path: Path) -> dict:
         used = [h for h in range(24) if not np.all(np.isnan(grid[:, h]))]
         h0, h1 = (min(used), max(used) + 1) if used else (0, 24)
         sub = grid[:, h0:h1]
-        fig = _figure(13, 4.6)
+        fig = _figure(13, 4.6, left=1.15, right=0.2)
         ax = fig.subplots()
         im = ax.imshow(np.ma.masked_invalid(sub), aspect="auto", cmap="Oranges",
                        extent=(h0, h1, 6.5, -0.5), vmin=0)
@@ -355,7 +361,7 @@ COMPARISON_PANELS = (("active_seconds", "active time", 3600, "hours"),
 
 def comparison(report: dict, path: Path) -> dict:
     prev_label, cur_label = report["previous_period"]["label"], report["period"]["label"]
-    fig = _figure(12, 3.8)
+    fig = _figure(12, 3.8, left=0.7, right=0.15, top=0.85, bottom=0.7, wspace=0.42)
     axes = fig.subplots(1, 4)
     for ax, (m, title, scale, unit) in zip(axes, COMPARISON_PANELS):
         ch = report["comparison"][m]
