@@ -27,7 +27,7 @@ h1{font-size:1.6rem;margin:0 0 4px}h2{font-size:1.2rem;margin:28px 0 8px}
 table{border-collapse:collapse;background:#fff;border:1px solid #dde1e8;font-size:.9rem}
 th,td{padding:5px 10px;border-bottom:1px solid #eceff3;text-align:right}
 th:first-child,td:first-child{text-align:left}th{background:#f0f2f5}
-.up{color:#0a7d38}.down{color:#b3261e}
+.up{color:#0a7d38}.down{color:#b3261e}.num{white-space:nowrap}
 figure{background:#fff;border:1px solid #dde1e8;border-radius:8px;margin:14px 0;padding:10px}
 figure img{max-width:100%;height:auto;display:block}figcaption{font-size:.85rem;color:#444;margin-top:6px}
 .swatch{display:inline-block;width:.8em;height:.8em;border-radius:2px;margin-right:6px;vertical-align:middle}
