@@ -1,7 +1,8 @@
 """focus_metrics_daily: the daily gold rollups, after midnight UTC, for the previous day. Configuration only.
 
 The tasks (dbt build of the models tagged `daily` via Cosmos, with the run's data interval as dbt
-vars -> quality -> publish) are built by focuslake.orchestration.metric_tasks.
+vars -> quality -> publish -> render_reports, each user's report of that day) are built by
+focuslake.orchestration.metric_tasks.
 """
 from __future__ import annotations
 

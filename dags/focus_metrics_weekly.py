@@ -1,7 +1,8 @@
 """focus_metrics_weekly: the weekly gold rollups, on Mondays, for the previous ISO week. Configuration only.
 
 The tasks (dbt build of the models tagged `weekly` via Cosmos, with the run's data interval as dbt
-vars -> quality -> publish) are built by focuslake.orchestration.metric_tasks.
+vars -> quality -> publish -> render_reports, each user's report of that ISO week) are built by
+focuslake.orchestration.metric_tasks.
 """
 from __future__ import annotations
 

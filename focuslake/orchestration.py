@@ -50,6 +50,9 @@ from focuslake.schedules import cadence
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 """start_date of the scheduled DAGs (no catch-up: history is filled with `airflow backfill`)."""
 
+REPORT_CADENCES = ("daily", "weekly")
+"""Metric DAGs that render the per-user reports of their period after publishing (focuslake.reports)."""
+
 DBT_INTERVAL_VARS = {
     "interval_start": "{{ metric_interval(dag_run)['interval_start'] }}",
     "interval_end": "{{ metric_interval(dag_run)['interval_end'] }}",
@@ -187,17 +190,30 @@ cron string would give a zero-length interval in Airflow 3).
    logical date takes the last complete period before it).
 2. `check_quality` then `publish` (write-audit-publish): the analysts' read-only copy is
    swapped only when every check passed.
-
-Every task opens the DuckDB warehouse, so all run in pool `warehouse_writer` (one slot), and
+{_report_doc(name)}
+The dbt, quality and publish tasks open the DuckDB warehouse, so they run in pool
+`warehouse_writer` (one slot), and
 the DAG has `max_active_runs=1`: runs triggered together queue instead of failing on DuckDB's
 lock. History: `airflow backfill create --dag-id focus_metrics_{name} --from-date ...
 --to-date ...` (see docs/airflow.md).
 """
 
 
+def _report_doc(name: str) -> str:
+    if name not in REPORT_CADENCES:
+        return ""
+    period = "day" if name == "daily" else "ISO week"
+    return f"""3. `render_reports`: each user's {name} report of that {period} (HTML page, PNG charts,
+   report.json) from the published read-only copy into `<data>/reports/<user>/{name}/`
+   (`focuslake.reports.render_interval`, docs/reports.md). It only reads the published copy,
+   so it runs outside pool `warehouse_writer`.
+"""
+
+
 def metric_tasks(name: str) -> None:
     """The tasks of metric DAG ``focus_metrics_<name>``; call inside its ``with DAG(...)`` block
-    (created with ``user_defined_macros=metric_macros(name)``)."""
+    (created with ``user_defined_macros=metric_macros(name)``). The daily and weekly DAGs end with
+    ``render_reports`` (:data:`REPORT_CADENCES`)."""
     cadence(name)
 
     build = dbt_build_task(
@@ -222,4 +238,17 @@ def metric_tasks(name: str) -> None:
 
         return pipeline.publish()
 
-    build >> check_quality() >> publish()
+    published = publish()
+    build >> check_quality() >> published
+
+    if name in REPORT_CADENCES:
+        @task(doc_md=f"Calls `focuslake.reports.render_interval('{name}', ...)` with this run's data interval "
+              "(the same checked interval as the dbt task): every user's report of that period from the published "
+              "read-only warehouse into `<data>/reports/` (docs/reports.md). Reads only the published copy, so it "
+              "runs in the default pool, not `warehouse_writer`.")
+        def render_reports(interval_start: str, interval_end: str) -> dict:
+            from focuslake import reports
+
+            return reports.render_interval(name, interval_start, interval_end)
+
+        published >> render_reports(**DBT_INTERVAL_VARS)  # templated per run by metric_interval()

@@ -321,6 +321,6 @@ def test_rerunning_a_backfill_run_changes_nothing(server):
     server.post(f"/api/v2/dags/{DAILY}/dagRuns/{urllib.parse.quote(run_id, safe='')}/clear", {"dry_run": False})
     assert server.wait_runs(DAILY, [run_id], timeout=RUN_TIMEOUT) == {run_id: "success"}
     tries = {t["task_id"]: t["try_number"] for t in server.task_instances(DAILY, run_id)}
-    assert tries == {"dbt_build": 2, "check_quality": 2, "publish": 2}, "the run really ran again"
+    assert tries == {"dbt_build": 2, "check_quality": 2, "publish": 2, "render_reports": 2}, "the run really ran again"
     tables = _daily_tables()
     assert _gold(Paths(server.data).published, tables) == STATE["day_by_day_gold"]

@@ -26,6 +26,7 @@ EXPECTED_DAGS = PIPELINE_DAGS | set(METRIC_DAGS) | {"focus_maintenance"}
 # upstream DAG -> the DAG its outlet asset schedules
 CHAIN = [("focus_ingest", "focus_transform"), ("focus_transform", "focus_quality"),
          ("focus_quality", "focus_publish")]
+REPORT_DAGS = {"focus_metrics_daily": "daily", "focus_metrics_weekly": "weekly"}  # render reports after publish
 WAREHOUSE_DAGS = ("focus_transform", "focus_quality", "focus_publish", *METRIC_DAGS, "focus_maintenance")
 
 
@@ -176,7 +177,8 @@ def test_metric_dag_builds_its_tag_then_audits_and_publishes(dagbag, dag_id):
     from focuslake.assets import PUBLISHED_WAREHOUSE
 
     dag, cadence = dagbag.dags[dag_id], METRIC_DAGS[dag_id]
-    assert [t.task_id for t in dag.topological_sort()] == ["dbt_build", "check_quality", "publish"]
+    expected = ["dbt_build", "check_quality", "publish"] + (["render_reports"] if dag_id in REPORT_DAGS else [])
+    assert [t.task_id for t in dag.topological_sort()] == expected
     build = dag.get_task("dbt_build")
     assert isinstance(build, DbtBuildLocalOperator)
     assert build.select == [f"tag:{cadence}"] and set(build.vars) == {"interval_start", "interval_end"}
@@ -184,6 +186,40 @@ def test_metric_dag_builds_its_tag_then_audits_and_publishes(dagbag, dag_id):
     assert build.env["FOCUSLAKE_DATA"] == os.environ["FOCUSLAKE_DATA"]
     assert dag.get_task("publish").outlets == [PUBLISHED_WAREHOUSE]
     assert dag.catchup is False and dag.max_active_runs == 1
+
+
+@pytest.mark.parametrize(("cadence", "start", "end", "label"), [
+    ("daily", datetime(2026, 11, 18, tzinfo=UTC), datetime(2026, 11, 19, tzinfo=UTC), "2026-11-18"),
+    ("daily", datetime(2028, 2, 29, tzinfo=UTC), datetime(2028, 3, 1, tzinfo=UTC), "2028-02-29"),
+    ("weekly", datetime(2026, 11, 16, tzinfo=UTC), datetime(2026, 11, 23, tzinfo=UTC), "2026-W47"),
+    ("weekly", datetime(2026, 12, 28, tzinfo=UTC), datetime(2027, 1, 4, tzinfo=UTC), "2026-W53"),
+])
+def test_report_task_renders_the_period_of_its_interval(dagbag, cadence, start, end, label):
+    """render_reports runs after publish, outside the writer pool, and gets the run's checked
+    interval: the day of a daily run, the ISO week of a weekly one."""
+    from types import SimpleNamespace
+
+    from focuslake.reports import from_interval
+
+    dag = dagbag.dags[f"focus_metrics_{cadence}"]
+    task = dag.get_task("render_reports")
+    assert task.upstream_task_ids == {"publish"} and task.trigger_rule == "all_success"
+    assert task.pool != WAREHOUSE_POOL and task.outlets == []
+    env = dag.get_template_env()
+    run = SimpleNamespace(data_interval_start=start, data_interval_end=end, run_after=end)
+    kwargs = {k: env.from_string(v).render(dag_run=run, **dag.user_defined_macros) for k, v in task.op_kwargs.items()}
+    assert kwargs == {"interval_start": start.isoformat(), "interval_end": end.isoformat()}
+    period = from_interval(cadence, **kwargs)
+    assert (period.kind, period.label, period.start_ts, period.end_ts) == (cadence, label, start, end)
+    # a manual run without a logical date: the last complete period, as for the dbt task
+    later = SimpleNamespace(data_interval_start=None, data_interval_end=None, run_after=end + timedelta(hours=5))
+    assert {k: env.from_string(v).render(dag_run=later, **dag.user_defined_macros)
+            for k, v in task.op_kwargs.items()} == kwargs
+
+
+def test_only_the_daily_and_weekly_dags_render_reports(dagbag):
+    for dag_id in METRIC_DAGS:
+        assert ("render_reports" in dagbag.dags[dag_id].task_ids) == (dag_id in REPORT_DAGS), dag_id
 
 
 def test_maintenance_dag(dagbag):
@@ -216,9 +252,11 @@ def test_publish_emits_the_published_asset(dagbag):
 # (c) ------------------------------------------------------------------------------------------
 def test_warehouse_tasks_use_the_single_writer_pool(dagbag):
     """Every task that opens the DuckDB warehouse runs in the one-slot pool; every writer DAG has
-    max_active_runs=1. (Only ingest, the orphan cleanup and the no-op outlet marker do not.)"""
+    max_active_runs=1. (Only ingest, the orphan cleanup, the no-op outlet marker and the report
+    renderers, which read the published read-only copy, do not.)"""
     not_touching = {("focus_ingest", "ingest"), ("focus_transform", "warehouse_built"),
-                    ("focus_maintenance", "remove_orphan_temp_files")}
+                    ("focus_maintenance", "remove_orphan_temp_files"),
+                    *((dag_id, "render_reports") for dag_id in REPORT_DAGS)}  # read the published copy only
     seen = 0
     for dag in dagbag.dags.values():
         for task in dag.tasks:
