@@ -64,15 +64,23 @@ def _size(con) -> tuple[int, int]:
 
 def maintain_warehouse(paths: Paths | None = None, *, min_free_ratio: float = DEFAULT_MIN_FREE_RATIO) -> dict:
     """Checkpoint the working warehouse and compact it when enough of it is free space."""
-    import duckdb
-
     paths = paths or Paths.from_env()
     db = paths.warehouse
-    report: dict = {"warehouse": str(db)}
     if not db.exists():
-        report["action"] = "none: no working warehouse yet"
-        return report
-    report["bytes_before"] = db.stat().st_size
+        return {"warehouse": str(db), "action": "none: no working warehouse yet"}
+    report = {"warehouse": str(db), **compact(db, min_free_ratio=min_free_ratio)}
+    return report
+
+
+def compact(db: Path, *, min_free_ratio: float = 0.0) -> dict:
+    """``CHECKPOINT`` a DuckDB file and, when at least ``min_free_ratio`` of its blocks are free,
+    rewrite it: ``COPY FROM DATABASE`` into a new file beside it, every table's row count
+    compared, fsync, atomic rename over the old one. With ``min_free_ratio=0`` it always
+    rewrites -- what deletions for privacy need: DuckDB leaves deleted rows' bytes in free
+    blocks until then. Needs the file's single writer."""
+    import duckdb
+
+    report: dict = {"bytes_before": db.stat().st_size}
     tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
     con = duckdb.connect(str(db))
     try:
@@ -102,6 +110,8 @@ def maintain_warehouse(paths: Paths | None = None, *, min_free_ratio: float = DE
         con.close()
     if Path(f"{tmp}.wal").exists():
         raise RuntimeError(f"compacted copy {tmp} still has a WAL after its checkpoint; kept the old file")
+    mode = db.stat().st_mode & 0o777
+    os.chmod(tmp, mode)
     _fsync(tmp)
     # The old file was checkpointed and closed: a WAL left beside it would be replayed against
     # the new file on the next open, so it goes first.

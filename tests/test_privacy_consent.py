@@ -6,8 +6,17 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from test_ingest import NOW, T0, assert_reconciled, lake_count, ledger_rows, metric_row, records, write_events, \
-    write_metrics
+from test_ingest import (
+    NOW,
+    T0,
+    assert_reconciled,
+    lake_count,
+    ledger_rows,
+    metric_row,
+    records,
+    write_events,
+    write_metrics,
+)
 
 from focuslake import events as ev
 from focuslake.config import Paths

@@ -19,6 +19,7 @@ from __future__ import annotations
 import sqlite3
 import time
 from dataclasses import dataclass
+from typing import Self
 
 import numpy as np
 
@@ -105,7 +106,7 @@ class Registry:
             self._con.close()
             self._con = None
 
-    def __enter__(self) -> Registry:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc) -> None:
