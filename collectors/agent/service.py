@@ -584,8 +584,11 @@ class Collector:
     def shutdown(self) -> None:
         t = now_us()
         try:
-            # everything that already happened, then the final samples
+            # everything that already happened, then the final samples: the grid points up to
+            # now are due (step() leaves the last TICK_LAG_US to late input), so a heartbeat due
+            # just before the stop is written before the close that ends the window
             self.step(t)
+            self._ticks(t + TICK_LAG_US)
             if not self.locked:
                 self._window_row(t, "close")
             if self.counter is not None:
