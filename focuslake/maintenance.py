@@ -10,16 +10,15 @@
 * :func:`remove_orphan_temp_files` -- the ``.<name>.tmp-<pid>`` files that the atomic writers
   (ingest partitions, ledger export, publish) leave behind only when their process died between
   write and rename: removed when that process is gone and the file is older than a grace period.
-* :func:`apply_retention` -- the hook for retention by data class (issue 9): it calls
-  ``focuslake.retention.apply_retention(paths)`` when that module exists and otherwise reports
-  ``not_installed`` (the DAG shows that task as skipped). Nothing is deleted here by age.
+* :func:`apply_retention` -- retention by data class (sensitive 7 days, general 30, system 90,
+  configurable in ``<data>/privacy/policy.toml``) across landing, quarantine, lake, ledger,
+  warehouse and the published copy: :mod:`focuslake.privacy.retention`.
 
 Every function returns a JSON-able report of what it did.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -154,17 +153,11 @@ def remove_orphan_temp_files(paths: Paths | None = None, *, grace_s: float = DEF
 
 
 def apply_retention(paths: Paths | None = None) -> dict:
-    """Retention by data class. Hook: delegates to ``focuslake.retention.apply_retention(paths)``
-    (issue 9); until that module exists, removes nothing and says so."""
-    paths = paths or Paths.from_env()
-    try:
-        retention = importlib.import_module("focuslake.retention")
-    except ModuleNotFoundError as e:
-        if e.name != "focuslake.retention":
-            raise
-        return {"status": "not_installed",
-                "detail": "retention by data class is not implemented yet (focuslake.retention); nothing removed"}
-    return retention.apply_retention(paths)
+    """Retention by data class (:func:`focuslake.privacy.retention.apply_retention`): everything
+    past its class's age, in every layer; returns what was removed."""
+    from focuslake.privacy.retention import apply_retention as by_class
+
+    return by_class(paths or Paths.from_env())
 
 
 def run_maintenance(paths: Paths | None = None) -> dict:

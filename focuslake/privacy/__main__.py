@@ -23,7 +23,7 @@ from focuslake.config import Paths, apply_no_telemetry
 
 
 def _time(s: str) -> datetime:
-    t = datetime.fromisoformat(s.replace("Z", "+00:00"))
+    t = datetime.fromisoformat(s)
     if t.tzinfo is None:
         raise argparse.ArgumentTypeError(f"{s!r}: give the time zone (e.g. 2026-12-01T09:00:00Z): times are UTC")
     return t.astimezone(UTC)
