@@ -209,7 +209,7 @@ def test_policy_file_overrides_and_bad_policies_are_refused(tmp_path):
     p = load_policy(paths)
     assert p.days["general"] == 14 and p.stream_days("input_counts") == 90 and p.stream_days("events") == 14
     for text, msg in (('[retention]\ngeneral = "30"\n', "whole number"), ("[retention]\nforever = 1\n", "unknown keys"),
-                      ('[retention.streams]\nwebcam = "general"\n', "unknown keys"),
+                      ('[retention.streams]\nwebcam = "general"\n', "unknown stream"),
                       ('[retention.streams]\nevents = "secret"\n', "unknown class"), ("[[x", "not valid TOML")):
         policy_path(paths).write_text(text)
         with pytest.raises(PolicyError, match=msg):
