@@ -93,6 +93,7 @@ class Segment:
     # the landing copy holds what must not be kept (rows without consent, unscrubbed key codes):
     # deleted once the ledger has the segment (a re-drop of it is then a checksum no-op)
     purge_landing: bool = False
+    forgotten: bool = False    # every row refused because its user was forgotten (ledger: no identity)
 
     def quarantine_rows(self, n: int, reason: str) -> None:
         self.rows_quarantined += n
@@ -649,9 +650,14 @@ def _ingest_chunk(paths: Paths, ledger: Ledger, consent: Registry, chunk: list[S
         con.close()
 
     now_rec = time.time_ns() // 1000
+    for s in chunk:
+        if (s.status == "ingested" and s.rows_read and s.rows_no_consent == s.rows_read
+                and consent.forgotten_until(s.user_id) is not None):
+            s.forgotten = True  # a forgotten user's old data: counted, but their identity is not recorded again
     entries = [LedgerEntry(
-        path=s.rel, stream=s.stream, user_id=s.user_id, device_id=s.device_id,
-        segment_id=s.rel if s.status == "ingested" else None, size_bytes=s.size,
+        path=f"forgotten/{s.stream}/{s.checksum[:32]}" if s.forgotten else s.rel, stream=s.stream,
+        user_id=None if s.forgotten else s.user_id, device_id=None if s.forgotten else s.device_id,
+        segment_id=s.rel if s.status == "ingested" and not s.forgotten else None, size_bytes=s.size,
         mtime_ns=s.mtime_ns, checksum=s.checksum, status=s.status, rows_read=s.rows_read,
         rows_written=s.rows_written, rows_quarantined=s.rows_quarantined,
         reason="; ".join(s.reasons) or None, note=s.note, run_id=run_id, ingested_at_us=now_rec,
@@ -663,7 +669,8 @@ def _ingest_chunk(paths: Paths, ledger: Ledger, consent: Registry, chunk: list[S
     for s in chunk:
         if s.purge_landing and s.status == "ingested":
             s.path.unlink(missing_ok=True)  # the ledger has it: a re-drop is a checksum no-op
-            log.info("removed landing copy of %s: %s", s.rel, "; ".join(s.reasons) or s.note)
+            log.info("removed landing copy of %s: %s", "a forgotten user's segment" if s.forgotten else s.rel,
+                     "; ".join(s.reasons) or s.note)
     mark("ledger")
     return partitions
 

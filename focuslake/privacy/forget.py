@@ -82,6 +82,27 @@ def known_users(paths: Paths) -> set[str]:
     return {u for u in users if ID_RE.match(u)}
 
 
+def devices_of(paths: Paths, uid: str) -> set[str]:
+    """Device ids only this user has (a shared name like "laptop" is not theirs to remove)."""
+    mine: set[str] = set()
+    others: set[str] = set()
+    for f in paths.lake.glob("*/date=*/*~*.parquet"):
+        u, d = f.stem.split("~", 1)
+        (mine if u == uid else others).add(d)
+    for stream_dir in (paths.landing.iterdir() if paths.landing.exists() else []):
+        for udir in (stream_dir.iterdir() if stream_dir.is_dir() else []):
+            if udir.is_dir():
+                (mine if udir.name == uid else others).update(d.name for d in udir.iterdir() if d.is_dir())
+    if paths.ledger.exists():
+        con = sqlite3.connect(paths.ledger)
+        try:
+            for u, d in con.execute("SELECT DISTINCT user_id, device_id FROM segments WHERE device_id IS NOT NULL"):
+                (mine if u == uid else others).add(d)
+        finally:
+            con.close()
+    return {d for d in mine - others if ID_RE.match(d)}
+
+
 def resolve_user(paths: Paths, user: str) -> str:
     """A user id, or the keyed hash of one (what the receipt and the access log show)."""
     if user.startswith(HASH_PREFIX):
@@ -336,6 +357,7 @@ def forget_user(paths: Paths | None, user: str, *, now_us: int | None = None) ->
     t0 = time.monotonic()
     rx = mention_re(uid)
     h = user_hash(paths, uid)
+    devices = devices_of(paths, uid)  # before their files go
     with Registry(paths) as reg:
         consent_rows = reg.forget(uid, now_us)   # first: a concurrent ingest starts refusing them now
     removed: dict = {"consent_rows": consent_rows}
@@ -355,7 +377,9 @@ def forget_user(paths: Paths | None, user: str, *, now_us: int | None = None) ->
     removed["quality"] = _forget_quality(paths, uid, rx)
     removed["duckdb"] = _forget_duckdb(paths, uid)
     removed["text_files_redacted"] = _sweep_text(paths, uid, rx, "[forgotten]")
-    residue = scan(paths, uid)
+    for d in sorted(devices):  # their own devices' names, in logs
+        removed["text_files_redacted"] += _sweep_text(paths, d, mention_re(d), "[forgotten-device]")
+    residue = scan(paths, uid) + [f"device: {x}" for d in sorted(devices) for x in scan(paths, d)]
     receipt = {"user_hash": h, "forgotten_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_us / 1e6)),
                "data_root": str(paths.root), "removed": removed, "residue": residue,
                "seconds": round(time.monotonic() - t0, 2), "by": access_log.actor(),
