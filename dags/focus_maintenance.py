@@ -17,9 +17,10 @@ with DAG(
     doc_md="""
 ### focus_maintenance
 Daily housekeeping (`focuslake.maintenance`):
-1. `retention` -- retention by data class (landing, quarantine, lake, warehouse, published
-   copy). A hook for `focuslake.retention.apply_retention`; *skipped* while that is not
-   installed, so nothing is deleted by age yet.
+1. `retention` -- retention by data class (`focuslake.privacy.retention`: sensitive 7 days,
+   general 30, system 90 by default, `FOCUSLAKE_DATA/privacy/policy.toml` to change) across
+   landing, quarantine, lake, ledger, receiver state, the working warehouse and the published
+   copy; its XCom is the report of what was removed, per layer.
 2. `remove_orphan_temp_files` -- `.<name>.tmp-<pid>` files of writers that died between write
    and rename (lake partitions, ledger export, publish), once their process is gone.
 3. `maintain_warehouse` -- `CHECKPOINT` of the working DuckDB warehouse and, when a quarter of
@@ -29,18 +30,13 @@ The tasks that open the warehouse run in pool `warehouse_writer` (one slot).
 """,
 ) as dag:
 
-    @task(pool=WAREHOUSE_POOL, doc_md="Calls `focuslake.maintenance.apply_retention()`; skipped when retention "
-          "by data class is not installed (`focuslake.retention`). Pool `warehouse_writer`: it may delete "
-          "warehouse rows.")
+    @task(pool=WAREHOUSE_POOL, doc_md="Calls `focuslake.maintenance.apply_retention()`: removes what is past "
+          "its data class's age from every layer and returns the report (XCom). Pool `warehouse_writer`: it "
+          "deletes warehouse rows and swaps the published copy.")
     def retention() -> dict:
-        from airflow.sdk.exceptions import AirflowSkipException
-
         from focuslake import maintenance
 
-        report = maintenance.apply_retention()
-        if report.get("status") == "not_installed":
-            raise AirflowSkipException(report["detail"])
-        return report
+        return maintenance.apply_retention()
 
     @task(trigger_rule="none_failed", doc_md="Calls `focuslake.maintenance.remove_orphan_temp_files()`: "
           "removes temp files of dead writers older than an hour. Does not open DuckDB.")

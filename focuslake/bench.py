@@ -16,7 +16,7 @@ import struct
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -136,7 +136,7 @@ def bench_binary(work: Path, n: int, repeats: int) -> list[Result]:
     recs = synthetic_events(n)
     seg = work / "events-bench.bin"
     seg.write_bytes(ev.encode_segment(recs, "bench", "dev1", int(recs["timestamp_us"][0])))
-    day = datetime.fromtimestamp(recs["timestamp_us"][0] / 1e6, tz=timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.fromtimestamp(recs["timestamp_us"][0] / 1e6, tz=UTC).strftime("%Y-%m-%d")
     rel = f"events/bench/dev1/{day}/events-bench.bin"
     ours, base_pa, base_seed = [], [], []
     for i in range(repeats):
@@ -174,7 +174,7 @@ def bench_csv(work: Path, n: int, repeats: int) -> list[Result]:
     import pyarrow.csv as pacsv
     pacsv.write_csv(pa.table({c.name: cols[c.name] for c in SYSTEM_METRICS.columns}), f,
                     pacsv.WriteOptions(quoting_style="needed"))
-    day = datetime.fromtimestamp(t0 / 1e6, tz=timezone.utc).strftime("%Y-%m-%d")
+    day = datetime.fromtimestamp(t0 / 1e6, tz=UTC).strftime("%Y-%m-%d")
     rel = f"system_metrics/bench/dev1/{day}/system_metrics-bench.csv"
     ours, base, phases = [], [], []
     for _ in range(repeats):

@@ -38,6 +38,8 @@ import pyarrow.parquet as pq
 from focuslake import events as ev
 from focuslake.config import Paths
 from focuslake.ledger import Ledger, LedgerEntry, write_parquet_atomic
+from focuslake.privacy.consent import Registry
+from focuslake.privacy.policy import KEYSTROKE_DYNAMICS
 from focuslake.schemas import BINARY_STREAM, CSV_STREAMS, ID_RE, MAX_FUTURE_SKEW_US, MIN_TS_US, CsvStream
 from focuslake.segments import PART_SUFFIX
 
@@ -87,11 +89,22 @@ class Segment:
     rows_quarantined: int = 0
     reasons: list[str] = field(default_factory=list)
     note: str | None = None
+    rows_no_consent: int = 0   # of rows_quarantined: denied by the consent registry, nothing kept
+    # the landing copy holds what must not be kept (rows without consent, unscrubbed key codes):
+    # deleted once the ledger has the segment (a re-drop of it is then a checksum no-op)
+    purge_landing: bool = False
+    forgotten: bool = False    # every row refused because its user was forgotten (ledger: no identity)
 
     def quarantine_rows(self, n: int, reason: str) -> None:
         self.rows_quarantined += n
         if reason not in self.reasons:
             self.reasons.append(reason)
+
+    def drop_without_consent(self, n: int) -> None:
+        """n rows timed where the registry denies this stream: counted, nothing of them kept."""
+        self.quarantine_rows(n, f"no consent: {self.stream} (rows dropped, nothing kept)")
+        self.rows_no_consent += n
+        self.purge_landing = True
 
 
 class FileRejected(Exception):
@@ -272,8 +285,13 @@ def _write_sql_partition(con, sources: list, target: Path, tmp: Path, redo: list
 
 
 # ---------------------------------------------------------------------------------------------
-def decode_binary(seg: Segment, now_us: int) -> tuple[pa.Table, np.ndarray, pa.Table | None]:
-    """Validate and decode one binary segment. Returns (good rows, their ts, rejects)."""
+def decode_binary(seg: Segment, now_us: int, consent: Registry | None = None,
+                  ) -> tuple[pa.Table, np.ndarray, pa.Table | None]:
+    """Validate and decode one binary segment. Returns (good rows, their ts, rejects).
+
+    Rows timed where the consent registry denies the `events` stream are dropped (counted as
+    quarantined, nothing of them kept); key identity survives only where both the segment's
+    header flag and a `keystroke_dynamics` grant in the registry cover the record."""
     buf = np.fromfile(seg.path, dtype=np.uint8)
     try:
         header, recs = ev.decode_segment(buf)
@@ -289,15 +307,21 @@ def decode_binary(seg: Segment, now_us: int) -> tuple[pa.Table, np.ndarray, pa.T
     etype = recs["event_type"]
     bad_type = ~np.isin(etype, ev.VALID_EVENT_TYPES)
     bad_ts = (ts < MIN_TS_US) | (ts > now_us + MAX_FUTURE_SKEW_US)
-    bad = bad_type | bad_ts
+    consent = consent or Registry(None)
+    denied = ~consent.allowed_mask(seg.user_id, BINARY_STREAM, ts)
+    if denied.any():  # no consent: dropped before anything else looks at them
+        seg.drop_without_consent(int(denied.sum()))
+    bad = (bad_type | bad_ts) & ~denied
     data = recs["data"]
     d0, d1 = data[:, 0], data[:, 1]
-    if not header.key_identity_consent:  # consent off: key identity never reaches the lake
-        leaked = np.isin(etype, ev.KEY_TYPES) & ((d0 != 0) | (d1 != 0)) & ~bad
-        if leaked.any():
-            d0 = np.where(leaked, 0, d0)
-            d1 = np.where(leaked, 0, d1)
-            seg.note = f"key codes scrubbed (no keystroke-dynamics consent): {int(leaked.sum())} records"
+    keys_ok = (consent.allowed_mask(seg.user_id, KEYSTROKE_DYNAMICS, ts) if header.key_identity_consent
+               else np.zeros(n, bool))
+    leaked = np.isin(etype, ev.KEY_TYPES) & ((d0 != 0) | (d1 != 0)) & ~keys_ok & ~bad & ~denied
+    if leaked.any():  # key identity never reaches the lake without consent
+        d0 = np.where(leaked, 0, d0)
+        d1 = np.where(leaked, 0, d1)
+        seg.note = f"key codes scrubbed (no keystroke-dynamics consent): {int(leaked.sum())} records"
+        seg.purge_landing = True
     rejects = None
     if bad.any():
         idx = np.flatnonzero(bad)
@@ -310,7 +334,7 @@ def decode_binary(seg: Segment, now_us: int) -> tuple[pa.Table, np.ndarray, pa.T
             "reason": pa.array(reasons.tolist(), pa.string()),
             "raw": pa.array([raw[i * 64:(i + 1) * 64].hex() for i in range(len(idx))], pa.string()),
         }, schema=REJECTS_SCHEMA)
-    good = ~bad
+    good = ~bad & ~denied
     # app names: dictionary-encode the raw 32-byte values (hash-based, in Arrow), then decode
     # each distinct value once -- no per-record Python work, no sort of 32-byte strings
     names = np.ascontiguousarray(recs["app_name"][good])
@@ -396,10 +420,27 @@ def _reason_sql(rules) -> str:
                               for cond, msg in rules) + " END"
 
 
+def _consent_sql(con, stream: CsvStream, segs: list[Segment], consent: Registry, group_no: int) -> str:
+    """SQL for "this row's time is covered by consent for its stream": a constant when no
+    segment of the group has a denied interval (the usual case), else a lookup in a small
+    temp table of the denied intervals per file."""
+    denied = [(s.path.as_posix(), a, b) for s in segs for a, b in consent.denied(s.user_id, stream.name)]
+    if not denied:
+        return "true"
+    name = f"denied_{stream.name}_{group_no}"
+    con.execute(f"CREATE TEMP TABLE {name} (filename VARCHAR, a BIGINT, b BIGINT)")
+    con.executemany(f"INSERT INTO {name} VALUES (?, ?, ?)", denied)
+    return (f"NOT EXISTS (SELECT 1 FROM {name} d WHERE d.filename = src.filename "
+            "AND src.ts_us >= d.a AND src.ts_us < d.b)")
+
+
 def decode_csv_group(con, stream: CsvStream, segs: list[Segment], header: list[str], batch: _Batch,
-                     rejects_out: dict[str, list[pa.Table]], now_us: int, group_no: int) -> None:
+                     rejects_out: dict[str, list[pa.Table]], now_us: int, group_no: int,
+                     consent: Registry | None = None) -> None:
     """Parse files sharing one header with a single DuckDB scan, validating rows in the same
-    statement; file the good rows under their partitions as SELECTs over the checked table."""
+    statement; file the good rows under their partitions as SELECTs over the checked table.
+    Rows timed where the consent registry denies the stream are dropped first: counted as
+    quarantined, nothing of them kept (not even as reject evidence)."""
     types = {c.name: c.sql_type for c in stream.columns}
     columns = "{" + ", ".join(f"'{h}': '{types[h]}'" for h in header) + "}"
     files = [s.path.as_posix() for s in segs]
@@ -407,10 +448,12 @@ def decode_csv_group(con, stream: CsvStream, segs: list[Segment], header: list[s
     con.execute("DROP TABLE IF EXISTS reject_errors; DROP TABLE IF EXISTS reject_scans")
     cols = ", ".join(f'"{c}"' for c in stream.names)
     rules = _validation_rules(stream, now_us)
+    consented = _consent_sql(con, stream, segs, consent or Registry(None), group_no)
     con.execute(f"""CREATE TEMP TABLE {table} AS
-        SELECT {cols}, filename, {_ok_sql(rules)} AS _ok
-        FROM read_csv($files, header=true, columns={columns}, filename=true, store_rejects=true,
-                      auto_detect=false, delim=',', quote='"', escape='"', strict_mode=true)""",
+        SELECT *, _consent AND {_ok_sql(rules)} AS _ok FROM (
+            SELECT {cols}, filename, {consented} AS _consent
+            FROM read_csv($files, header=true, columns={columns}, filename=true, store_rejects=true,
+                          auto_detect=false, delim=',', quote='"', escape='"', strict_mode=true) AS src)""",
                 {"files": files})
     # parser rejects: one row per bad line (a line may carry several errors)
     by_path = {s.path.as_posix(): s for s in segs}
@@ -424,12 +467,16 @@ def decode_csv_group(con, stream: CsvStream, segs: list[Segment], header: list[s
         s.quarantine_rows(1, "unparseable row")
         rejects_out[s.rel].append(pa.table({"line": [line], "reason": [f"unparseable row: {reason}"],
                                             "raw": [raw]}, schema=REJECTS_SCHEMA))
-    for path, n, ngood in con.execute(f"SELECT filename, count(*), count(*) FILTER (WHERE _ok) "
-                                      f"FROM {table} GROUP BY ALL").fetchall():
-        by_path[path].rows_read += n
-        by_path[path].rows_written += ngood
+    for path, n, ngood, nden in con.execute(
+            f"SELECT filename, count(*), count(*) FILTER (WHERE _ok), count(*) FILTER (WHERE NOT _consent) "
+            f"FROM {table} GROUP BY ALL").fetchall():
+        s = by_path[path]
+        s.rows_read += n
+        s.rows_written += ngood
+        if nden:
+            s.drop_without_consent(nden)
     bad = con.execute(f"""SELECT filename, {_reason_sql(rules)}, to_json(struct_pack({cols}))
-                          FROM {table} WHERE NOT _ok ORDER BY filename""").fetchall()
+                          FROM {table} WHERE NOT _ok AND _consent ORDER BY filename""").fetchall()
     for path, why, raw in bad:
         s = by_path[path]
         s.quarantine_rows(1, why)
@@ -502,6 +549,7 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
     now_us = now_us if now_us is not None else time.time_ns() // 1000
     run_id = run_id or f"ingest-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}-{uuid.uuid4().hex[:8]}"
     ledger = Ledger(paths.ledger)
+    consent = Registry(paths)
     timings: dict[str, float] = {}
     lap = [time.perf_counter()]
 
@@ -518,11 +566,12 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
         seen_now: set[str] = set()
         init_lake(paths.lake)
         for chunk in _chunks(todo, chunk_bytes):
-            partitions += _ingest_chunk(paths, ledger, chunk, seen_now, now_us, run_id, mark)
+            partitions += _ingest_chunk(paths, ledger, consent, chunk, seen_now, now_us, run_id, mark)
         ledger.export_parquet(paths.ledger_export)
         mark("ledger")
     finally:
         ledger.close()
+        consent.close()
 
     summary = {
         "run_id": run_id,
@@ -534,7 +583,9 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
         "rows_read": sum(s.rows_read for s in todo),
         "rows_written": sum(s.rows_written for s in todo),
         "rows_quarantined": sum(s.rows_quarantined for s in todo),
+        "rows_no_consent": sum(s.rows_no_consent for s in todo),
         "partitions_written": partitions,
+        "landing_purged": sum(s.purge_landing for s in todo),
         "seconds": round(time.perf_counter() - t0, 3),
         "phase_seconds": timings,
     }
@@ -542,8 +593,8 @@ def ingest_landing(paths: Paths, now_us: int | None = None, run_id: str | None =
     return summary
 
 
-def _ingest_chunk(paths: Paths, ledger: Ledger, chunk: list[Segment], seen_now: set[str], now_us: int,
-                  run_id: str, mark) -> int:
+def _ingest_chunk(paths: Paths, ledger: Ledger, consent: Registry, chunk: list[Segment], seen_now: set[str],
+                  now_us: int, run_id: str, mark) -> int:
     import duckdb
 
     for s in chunk:
@@ -567,7 +618,7 @@ def _ingest_chunk(paths: Paths, ledger: Ledger, chunk: list[Segment], seen_now: 
 
     for s in (s for s in live if s.stream == BINARY_STREAM):
         try:
-            table, ts, rej = decode_binary(s, now_us)
+            table, ts, rej = decode_binary(s, now_us, consent)
         except FileRejected as e:
             _quarantine_file(paths, s, e.reason, e.rows, run_id)
             continue
@@ -587,7 +638,7 @@ def _ingest_chunk(paths: Paths, ledger: Ledger, chunk: list[Segment], seen_now: 
                 except FileRejected as e:
                     _quarantine_file(paths, s, e.reason, e.rows, run_id)
             for header, segs in groups.items():
-                decode_csv_group(con, stream, segs, list(header), batch, rejects, now_us, group_no)
+                decode_csv_group(con, stream, segs, list(header), batch, rejects, now_us, group_no, consent)
                 group_no += 1
         mark("csv_parse_validate")
         for rel, tables in rejects.items():
@@ -599,16 +650,27 @@ def _ingest_chunk(paths: Paths, ledger: Ledger, chunk: list[Segment], seen_now: 
         con.close()
 
     now_rec = time.time_ns() // 1000
+    for s in chunk:
+        if (s.status == "ingested" and s.rows_read and s.rows_no_consent == s.rows_read
+                and consent.forgotten_until(s.user_id) is not None):
+            s.forgotten = True  # a forgotten user's old data: counted, but their identity is not recorded again
     entries = [LedgerEntry(
-        path=s.rel, stream=s.stream, user_id=s.user_id, device_id=s.device_id,
-        segment_id=s.rel if s.status == "ingested" else None, size_bytes=s.size,
+        path=f"forgotten/{s.stream}/{s.checksum[:32]}" if s.forgotten else s.rel, stream=s.stream,
+        user_id=None if s.forgotten else s.user_id, device_id=None if s.forgotten else s.device_id,
+        segment_id=s.rel if s.status == "ingested" and not s.forgotten else None, size_bytes=s.size,
         mtime_ns=s.mtime_ns, checksum=s.checksum, status=s.status, rows_read=s.rows_read,
         rows_written=s.rows_written, rows_quarantined=s.rows_quarantined,
-        reason="; ".join(s.reasons) or None, note=s.note, run_id=run_id, ingested_at_us=now_rec)
+        reason="; ".join(s.reasons) or None, note=s.note, run_id=run_id, ingested_at_us=now_rec,
+        rows_no_consent=s.rows_no_consent)
         for s in chunk]
     for e in entries:
         assert e.rows_read == e.rows_written + e.rows_quarantined, e
     ledger.record(entries)  # after the lake writes: a crash before this only causes a redo
+    for s in chunk:
+        if s.purge_landing and s.status == "ingested":
+            s.path.unlink(missing_ok=True)  # the ledger has it: a re-drop is a checksum no-op
+            log.info("removed landing copy of %s: %s", "a forgotten user's segment" if s.forgotten else s.rel,
+                     "; ".join(s.reasons) or s.note)
     mark("ledger")
     return partitions
 

@@ -1,5 +1,7 @@
 """The segment ledger: every landing segment is processed once, and for every segment
-rows_read = rows_written + rows_quarantined.
+rows_read = rows_written + rows_quarantined. Of the quarantined rows, ``rows_no_consent`` were
+dropped because the consent registry denied their stream (focuslake.privacy.consent): counted,
+with their reason, but nothing of them is kept -- no evidence file, no landing copy.
 
 SQLite (stdlib, transactional, safe across processes) holds it; after each ingest a Parquet
 snapshot is written into the lake (`lake/_ledger/segments.parquet`) so dbt and the quality
@@ -30,7 +32,9 @@ CREATE TABLE IF NOT EXISTS segments (
     note              TEXT,               -- e.g. key codes scrubbed without consent
     run_id            TEXT NOT NULL,
     ingested_at_us    INTEGER NOT NULL,
-    CHECK (rows_read = rows_written + rows_quarantined)
+    rows_no_consent   INTEGER NOT NULL DEFAULT 0,  -- of rows_quarantined: dropped for lack of consent, nothing kept
+    CHECK (rows_read = rows_written + rows_quarantined),
+    CHECK (rows_no_consent BETWEEN 0 AND rows_quarantined)
 );
 CREATE INDEX IF NOT EXISTS segments_checksum ON segments (checksum);
 """
@@ -54,6 +58,7 @@ class LedgerEntry:
     note: str | None
     run_id: str
     ingested_at_us: int
+    rows_no_consent: int = 0
 
 
 class Ledger:
@@ -63,6 +68,9 @@ class Ledger:
         self.con = sqlite3.connect(path, timeout=60)
         self.con.execute("PRAGMA journal_mode=WAL")
         self.con.executescript(SCHEMA)
+        cols = {r[1] for r in self.con.execute("PRAGMA table_info(segments)")}
+        if "rows_no_consent" not in cols:  # a ledger from before consent enforcement
+            self.con.execute("ALTER TABLE segments ADD COLUMN rows_no_consent INTEGER NOT NULL DEFAULT 0")
 
     def close(self) -> None:
         self.con.close()
@@ -108,7 +116,7 @@ def _export_schema():
     return pa.schema([("path", s), ("stream", s), ("user_id", s), ("device_id", s), ("segment_id", s),
                       ("size_bytes", i), ("mtime_ns", i), ("checksum", s), ("status", s),
                       ("rows_read", i), ("rows_written", i), ("rows_quarantined", i), ("reason", s),
-                      ("note", s), ("run_id", s), ("ingested_at_us", i)])
+                      ("note", s), ("run_id", s), ("ingested_at_us", i), ("rows_no_consent", i)])
 
 
 def write_parquet_atomic(table, target: Path, **kw) -> None:

@@ -10,16 +10,15 @@
 * :func:`remove_orphan_temp_files` -- the ``.<name>.tmp-<pid>`` files that the atomic writers
   (ingest partitions, ledger export, publish) leave behind only when their process died between
   write and rename: removed when that process is gone and the file is older than a grace period.
-* :func:`apply_retention` -- the hook for retention by data class (issue 9): it calls
-  ``focuslake.retention.apply_retention(paths)`` when that module exists and otherwise reports
-  ``not_installed`` (the DAG shows that task as skipped). Nothing is deleted here by age.
+* :func:`apply_retention` -- retention by data class (sensitive 7 days, general 30, system 90,
+  configurable in ``<data>/privacy/policy.toml``) across landing, quarantine, lake, ledger,
+  warehouse and the published copy: :mod:`focuslake.privacy.retention`.
 
 Every function returns a JSON-able report of what it did.
 """
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import re
@@ -64,15 +63,23 @@ def _size(con) -> tuple[int, int]:
 
 def maintain_warehouse(paths: Paths | None = None, *, min_free_ratio: float = DEFAULT_MIN_FREE_RATIO) -> dict:
     """Checkpoint the working warehouse and compact it when enough of it is free space."""
-    import duckdb
-
     paths = paths or Paths.from_env()
     db = paths.warehouse
-    report: dict = {"warehouse": str(db)}
     if not db.exists():
-        report["action"] = "none: no working warehouse yet"
-        return report
-    report["bytes_before"] = db.stat().st_size
+        return {"warehouse": str(db), "action": "none: no working warehouse yet"}
+    report = {"warehouse": str(db), **compact(db, min_free_ratio=min_free_ratio)}
+    return report
+
+
+def compact(db: Path, *, min_free_ratio: float = 0.0) -> dict:
+    """``CHECKPOINT`` a DuckDB file and, when at least ``min_free_ratio`` of its blocks are free,
+    rewrite it: ``COPY FROM DATABASE`` into a new file beside it, every table's row count
+    compared, fsync, atomic rename over the old one. With ``min_free_ratio=0`` it always
+    rewrites -- what deletions for privacy need: DuckDB leaves deleted rows' bytes in free
+    blocks until then. Needs the file's single writer."""
+    import duckdb
+
+    report: dict = {"bytes_before": db.stat().st_size}
     tmp = db.with_name(f".{db.name}.tmp-{os.getpid()}")
     con = duckdb.connect(str(db))
     try:
@@ -102,6 +109,8 @@ def maintain_warehouse(paths: Paths | None = None, *, min_free_ratio: float = DE
         con.close()
     if Path(f"{tmp}.wal").exists():
         raise RuntimeError(f"compacted copy {tmp} still has a WAL after its checkpoint; kept the old file")
+    mode = db.stat().st_mode & 0o777
+    os.chmod(tmp, mode)
     _fsync(tmp)
     # The old file was checkpointed and closed: a WAL left beside it would be replayed against
     # the new file on the next open, so it goes first.
@@ -144,17 +153,11 @@ def remove_orphan_temp_files(paths: Paths | None = None, *, grace_s: float = DEF
 
 
 def apply_retention(paths: Paths | None = None) -> dict:
-    """Retention by data class. Hook: delegates to ``focuslake.retention.apply_retention(paths)``
-    (issue 9); until that module exists, removes nothing and says so."""
-    paths = paths or Paths.from_env()
-    try:
-        retention = importlib.import_module("focuslake.retention")
-    except ModuleNotFoundError as e:
-        if e.name != "focuslake.retention":
-            raise
-        return {"status": "not_installed",
-                "detail": "retention by data class is not implemented yet (focuslake.retention); nothing removed"}
-    return retention.apply_retention(paths)
+    """Retention by data class (:func:`focuslake.privacy.retention.apply_retention`): everything
+    past its class's age, in every layer; returns what was removed."""
+    from focuslake.privacy.retention import apply_retention as by_class
+
+    return by_class(paths or Paths.from_env())
 
 
 def run_maintenance(paths: Paths | None = None) -> dict:

@@ -69,9 +69,32 @@ def check_audit(paths: Paths) -> dict:
     return stamp
 
 
-def publish_warehouse(paths: Paths, require_audit: bool = True) -> dict:
+def gold_counts(db) -> dict[str, int]:
+    """Rows per gold table of a DuckDB file (opened read-only)."""
     import duckdb
 
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() "
+                                          "WHERE schema_name = 'gold'").fetchall()}
+        return {t: con.execute(f"SELECT count(*) FROM gold.{t}").fetchone()[0]
+                for t in sorted(have) if t in GOLD_TABLES or t.startswith("gld_")}
+    finally:
+        con.close()
+
+
+def write_published_manifest(paths: Paths, note: str) -> dict:
+    """Refresh the published copy's manifest after retention or forget removed rows from it
+    (the audit it came from stays named; ``purged_at`` says it has been purged since)."""
+    target = paths.published.with_suffix(".json")
+    manifest = json.loads(target.read_text()) if target.exists() else {"path": str(paths.published)}
+    manifest.update(gold_rows=gold_counts(paths.published), purged_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    purge=note.strip().splitlines()[0])
+    _write_json_atomic(target, manifest)
+    return manifest
+
+
+def publish_warehouse(paths: Paths, require_audit: bool = True) -> dict:
     src, dst = paths.warehouse, paths.published
     if not src.exists():
         raise FileNotFoundError(f"no working warehouse at {src}: run the transform first")
@@ -87,14 +110,7 @@ def publish_warehouse(paths: Paths, require_audit: bool = True) -> dict:
         # count from the copy: the working file may be held open in this process (dbt-duckdb run
         # in-process by Cosmos keeps its database open), and DuckDB refuses a second connection
         # to one file with another configuration (read_only)
-        con = duckdb.connect(str(tmp), read_only=True)
-        try:
-            have = {t for (t,) in con.execute("SELECT table_name FROM duckdb_tables() "
-                                              "WHERE schema_name = 'gold'").fetchall()}
-            counts = {t: con.execute(f"SELECT count(*) FROM gold.{t}").fetchone()[0]
-                      for t in sorted(have) if t in GOLD_TABLES or t.startswith("gld_")}
-        finally:
-            con.close()
+        counts = gold_counts(tmp)
         os.chmod(tmp, 0o444)  # read-only for analysts
         os.replace(tmp, dst)
     finally:

@@ -4,7 +4,6 @@ Celery): Debian's PostgreSQL started for the test (initdb in a temp dir, loopbac
 against it, then a DAG run (`airflow dags test`, which also serializes every DAG) recorded in it."""
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from focuslake.airflow_env import airflow_env
 from focuslake.config import PROJECT_ROOT, Paths
 
 pytestmark = pytest.mark.slow
-ALL_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish", "focus_maintenance",
+ALL_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish", "focus_maintenance", "focus_forget_user",
             "focus_metrics_hourly", "focus_metrics_daily", "focus_metrics_weekly", "focus_metrics_monthly"}
 
 
@@ -72,10 +71,9 @@ def test_a_dag_run_is_recorded_in_postgres(pg, pg_airflow):
     run = _airflow(pg_airflow, "dags", "test", "focus_maintenance")
     assert run.returncode == 0, (run.stdout + run.stderr)[-4000:]
     rows = pg.psql("SELECT task_id, state, pool FROM task_instance WHERE dag_id = 'focus_maintenance' ORDER BY 1")
-    retention = "success" if importlib.util.find_spec("focuslake.retention") else "skipped"  # issue 9's hook
     assert rows.split() == ["maintain_warehouse|success|warehouse_writer",
                             "remove_orphan_temp_files|success|default_pool",
-                            f"retention|{retention}|warehouse_writer"]
+                            "retention|success|warehouse_writer"]
     assert pg.psql("SELECT state FROM dag_run WHERE dag_id = 'focus_maintenance'").split() == ["success"]
     # `dags test` synced the whole DAG folder into PostgreSQL first: every DAG, no import error
     assert set(pg.psql("SELECT dag_id FROM serialized_dag").split()) == ALL_DAGS

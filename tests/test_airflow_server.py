@@ -19,7 +19,6 @@ runs the tests trigger or backfill execute, so their timing and the pool are the
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import json
 import os
@@ -43,7 +42,7 @@ from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, Paths
 
 pytestmark = pytest.mark.slow
 
-ALL_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish", "focus_maintenance",
+ALL_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish", "focus_maintenance", "focus_forget_user",
             "focus_metrics_hourly", "focus_metrics_daily", "focus_metrics_weekly", "focus_metrics_monthly"}
 DAILY = "focus_metrics_daily"
 RUN_TIMEOUT = 900  # seconds; a daily run takes ~45 s on a busy 2-core machine
@@ -170,12 +169,11 @@ def test_concurrent_writer_runs_queue_and_never_overlap(server):
     assert {t["try_number"] for t in tis if t["state"] == "success"} == {1}, "a task needed a retry"
     spans = sorted((t["start_date"], t["end_date"], t["dag_id"], t["task_id"]) for t in tis
                    if t["pool"] == WAREHOUSE_POOL and t["state"] == "success")
-    assert len(spans) == 7  # 2 x (dbt_build, check_quality, publish) + maintain_warehouse
+    assert len(spans) == 8  # 2 x (dbt_build, check_quality, publish) + retention + maintain_warehouse
     for (_, e1, *a), (s2, _, *b) in itertools.pairwise(spans):
         assert e1 <= s2, f"{a} and {b} overlapped in pool {WAREHOUSE_POOL}"
-    retention = "success" if importlib.util.find_spec("focuslake.retention") else "skipped"  # issue 9's hook
     assert {t["task_id"]: t["state"] for t in tis if t["dag_id"] == "focus_maintenance"} == {
-        "retention": retention, "remove_orphan_temp_files": "success", "maintain_warehouse": "success"}
+        "retention": "success", "remove_orphan_temp_files": "success", "maintain_warehouse": "success"}
     STATE["day_by_day"] = {d1: daily1, d2: daily2}
 
 

@@ -40,6 +40,10 @@ T0 = 1_795_000_000_000_000
     ('user_id = "u"\ndevice_id = "d"\n[input]\nenabled = false\n', "idle.enabled needs input.enabled"),
     ('user_id = "u"\ndevice_id = "d"\nsystem = 5\n', "[system] must be a table"),
     ('user_id = "u"\ndevice_id = \n', "invalid TOML"),
+    ('user_id = "u"\ndevice_id = "d"\n[privacy]\ntitle_mode = "encrypt"\n', "privacy.title_mode must be one of"),
+    ('user_id = "u"\ndevice_id = "d"\n[privacy]\nredact = ["([a-z => x"]\n', "privacy.redact rule"),
+    ('user_id = "u"\ndevice_id = "d"\n[privacy]\nexclude_titles = ["(?P<"]\n', "privacy.exclude_titles rule"),
+    ('user_id = "u"\ndevice_id = "d"\n[privacy]\nexclude_apps = "keepassxc"\n', "privacy.exclude_apps must be list"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, message):
     p = tmp_path / "c.toml"
@@ -210,7 +214,9 @@ def test_daemon_start_status_stop(tmp_path):
         doc = json.loads(r.stdout)
         assert doc["running"] and doc["pid"] == pid
         st = doc["status"]
-        assert st["consent"] == {"keystroke_dynamics": False, "file_metadata": False}
+        assert st["consent"] == {"keystroke_dynamics": False, "file_metadata": False,
+                                 "keystroke_dynamics_effective": False, "registry": None, "withdrawn_streams": []}
+        assert st["privacy"]["title_mode"] == "keep" and st["privacy"]["redaction_rules"] == 1
         assert st["streams"]["system_metrics"]["enabled"] and not st["streams"]["active_window"]["enabled"]
         assert st["streams"]["system_metrics"]["segments_sealed"] >= 1 and st["last_seal"]
         human = cli("status").stdout
@@ -330,3 +336,32 @@ def test_dbus_lock_and_suspend_signals(tmp_path):
     events = [r["event"] for r in csv_rows(landing, "system_events")]
     assert events == ["collector_start", "lock", "unlock", "lock", "unlock", "suspend", "resume",
                       "collector_stop"]
+
+
+# ------------------------------------------------------------------------------ window privacy
+def test_window_policy_excludes_redacts_and_hashes_before_anything_is_written(tmp_path):
+    from collectors.agent.privacy import EXCLUDED_APP, WindowPolicy
+    from collectors.agent.x11 import WindowInfo
+
+    cfg = cfgmod.load(None, {"user_id": "u", "device_id": "d", "privacy": {
+        "exclude_apps": ["KeePassXC"], "redact": [r"[\w.+-]+@[\w-]+(\.[\w-]+)+ => [email]", r"\b\d{6,}\b"]}})
+    pol = WindowPolicy(cfg.privacy, tmp_path)
+    mail = pol.apply(WindowInfo(7, "thunderbird", "Re: rent - ann.lee@example.org - account 12345678", 42))
+    assert mail == WindowInfo(7, "thunderbird", "Re: rent - [email] - account [redacted]", 42)
+    assert pol.apply(WindowInfo(8, "keepassxc", "Passwords.kdbx", 43)) == WindowInfo(8, EXCLUDED_APP, "", None)
+    assert pol.apply(WindowInfo(9, "firefox", "News - Mozilla Firefox Private Browsing", 44)).app == EXCLUDED_APP
+    assert pol.excluded == 2
+    assert pol.apply(WindowInfo.none()) == WindowInfo.none()
+    hashed = WindowPolicy(cfgmod.load(None, {"user_id": "u", "device_id": "d",
+                                             "privacy": {"title_mode": "hash"}}).privacy, tmp_path)
+    a, b = (hashed.apply(WindowInfo(1, "code", t, 1)).title for t in ("main.py - focuslake", "main.py - focuslake"))
+    assert a == b and a.startswith("h:") and "main" not in a and len(a) == 26
+    assert (tmp_path / "title.key").stat().st_mode & 0o077 == 0   # the key is the user's alone
+    other_key = WindowPolicy(hashed_cfg := cfgmod.load(None, {"user_id": "u", "device_id": "d",
+                                                             "privacy": {"title_mode": "hash"}}).privacy,
+                             tmp_path / "elsewhere")
+    assert other_key.apply(WindowInfo(1, "code", "main.py - focuslake", 1)).title != a  # keyed, not a plain hash
+    assert hashed_cfg.title_mode == "hash"
+    dropped = WindowPolicy(cfgmod.load(None, {"user_id": "u", "device_id": "d",
+                                              "privacy": {"title_mode": "drop"}}).privacy, tmp_path)
+    assert dropped.apply(WindowInfo(1, "code", "secret.txt", 1)) == WindowInfo(1, "code", "", 1)

@@ -22,12 +22,13 @@ from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 
 PIPELINE_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish"}
 METRIC_DAGS = {f"focus_metrics_{c}": c for c in ("hourly", "daily", "weekly", "monthly")}
-EXPECTED_DAGS = PIPELINE_DAGS | set(METRIC_DAGS) | {"focus_maintenance"}
+EXPECTED_DAGS = PIPELINE_DAGS | set(METRIC_DAGS) | {"focus_maintenance", "focus_forget_user"}
 # upstream DAG -> the DAG its outlet asset schedules
 CHAIN = [("focus_ingest", "focus_transform"), ("focus_transform", "focus_quality"),
          ("focus_quality", "focus_publish")]
 REPORT_DAGS = {"focus_metrics_daily": "daily", "focus_metrics_weekly": "weekly"}  # render reports after publish
-WAREHOUSE_DAGS = ("focus_transform", "focus_quality", "focus_publish", *METRIC_DAGS, "focus_maintenance")
+WAREHOUSE_DAGS = ("focus_transform", "focus_quality", "focus_publish", *METRIC_DAGS, "focus_maintenance",
+                  "focus_forget_user")
 
 
 @pytest.fixture(scope="module")
@@ -365,3 +366,24 @@ def test_focus_ingest_updates_the_lake_asset_when_segments_arrive(airflow_ready,
     run = last_run("focus_ingest")
     assert run["tasks"] == {"ingest": "success"} and run["asset_events"] == ["focus_lake"]
     assert any(p for p in Paths.from_env().lake.rglob("*.parquet") if "date=" in str(p))
+
+
+def test_forget_user_dag_forgets_by_keyed_hash(airflow_ready, tmp_path, monkeypatch):
+    """Triggered with the hash (what the UI form should carry): every file of the user is gone,
+    the receipt is written, and the other user's data stays."""
+    from collectors.simulate import simulate
+    from focuslake import pipeline
+    from focuslake.privacy.forget import scan
+    from focuslake.privacy.keys import user_hash
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("FOCUSLAKE_DATA", str(data))
+    simulate(data, users=2, days=1, hours=1, durable=False)
+    paths = Paths(data)
+    pipeline.ingest(paths)
+    assert scan(paths, "user01") != []
+    assert run_dag("focus_forget_user", conf={"user": user_hash(paths, "user01")}) == "success"
+    assert scan(paths, "user01") == [] and scan(paths, "user02") != []
+    (receipt,) = (paths.root / "privacy" / "receipts").glob("*.json")
+    assert "user01" not in receipt.read_text()
+    assert last_run("focus_forget_user")["tasks"] == {"forget": "success"}

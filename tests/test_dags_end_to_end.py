@@ -2,11 +2,16 @@
 simulated workload: gold in the published copy equals the workload's ground truth."""
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
+import sys
 from datetime import date
 
 import duckdb
 import pytest
 from airflow_harness import last_run, run_dag
+from netaudit import audit, is_local
 
 from collectors.simulate import simulate
 from focuslake.config import Paths
@@ -22,9 +27,28 @@ def chain(airflow_ready, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("FOCUSLAKE_DATA", str(data))  # read at DAG parse (dbt env) and task run time
     simulate(data, users=2, days=2, seed=5, start=date(2026, 11, 17), hours=4, durable=False)
-    states = {dag_id: run_dag(dag_id) for dag_id in CHAIN}
+    with audit(data.parent) as seen:  # every socket connect / name lookup, here and in child processes
+        states = {dag_id: run_dag(dag_id) for dag_id in CHAIN}
+    CONNECTIONS.extend(seen.all())
     yield Paths(data), states
     mp.undo()
+
+
+CONNECTIONS: list[dict] = []
+
+
+def test_the_chain_reaches_nothing_beyond_this_machine(chain, tmp_path):
+    """Cosmos, dbt (run in the task process), GX and Airflow ran the whole chain: not one
+    connection or name lookup left the machine (telemetry is off in the project's own config)."""
+    outbound = [e for e in CONNECTIONS if not is_local(e["target"])]
+    assert outbound == [], outbound
+    # the audit is live: an attempt is recorded (in this process and in a child process)
+    with audit(tmp_path) as seen:
+        with contextlib.suppress(OSError):
+            socket.getaddrinfo("telemetry.example.invalid", 443)
+        subprocess.run([sys.executable, "-c", ("import socket\ntry: socket.getaddrinfo('scarf.example.invalid', 443)\n"
+                        "except OSError: pass")], check=True)
+    assert {e["target"] for e in seen.outbound()} == {"'telemetry.example.invalid'", "'scarf.example.invalid'"}
 
 
 def test_every_dag_of_the_chain_succeeds_and_emits_its_asset(chain):

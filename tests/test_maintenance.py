@@ -123,17 +123,14 @@ def test_orphan_temp_files_of_dead_writers_are_removed_and_nothing_else(tmp_path
                                                            "landing_part", "quarantine"}
 
 
-def test_retention_hook_reports_not_installed_and_deletes_nothing(tmp_path):
+def test_retention_runs_by_class_and_keeps_recent_data(tmp_path):
+    """The maintenance step is retention by data class (tests/test_privacy.py covers what it
+    removes); on a warehouse with nothing dated it removes nothing."""
     paths = Paths(tmp_path / "data")
     before = _warehouse(paths, rows=1000, keep=1000)
-    try:
-        import focuslake.retention  # noqa: F401
-    except ModuleNotFoundError:
-        report = maintenance.apply_retention(paths)
-        assert report["status"] == "not_installed" and "nothing removed" in report["detail"]
-        assert _content(paths) == before
-    else:  # issue 9 landed: the hook delegates to it (its own tests cover what it removes)
-        assert isinstance(maintenance.apply_retention(paths), dict)
+    report = maintenance.apply_retention(paths)
+    assert report["days"] == {"sensitive": 7, "general": 30, "system": 90} and not report["dry_run"]
+    assert _content(paths) == before
 
 
 def test_cli_prints_a_json_report(tmp_path):

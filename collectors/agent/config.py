@@ -14,6 +14,8 @@ from typing import Any
 
 from focuslake.schemas import ID_RE
 
+from . import privacy as _privacy
+
 DEFAULT_CONFIG_PATH = Path(os.environ.get("XDG_CONFIG_HOME", Path.home() / ".config")) / "focuslake" / "collector.toml"
 DEFAULT_STATE_DIR = Path(os.environ.get("XDG_STATE_HOME", Path.home() / ".local" / "state")) / "focuslake-collector"
 
@@ -26,6 +28,16 @@ class ConfigError(ValueError):
 class Consent:
     keystroke_dynamics: bool = False   # key codes in the native events stream
     file_metadata: bool = False        # no collector exists for it yet: nothing is recorded
+
+
+@dataclass
+class PrivacyCfg:
+    # collectors/agent/privacy.py applies these to every focused window before anything is written
+    title_mode: str = "keep"          # keep | hash | drop
+    redact: list[str] = field(default_factory=lambda: list(_privacy.DEFAULT_REDACT))
+    exclude_apps: list[str] = field(default_factory=list)
+    exclude_titles: list[str] = field(default_factory=lambda: list(_privacy.DEFAULT_EXCLUDE_TITLES))
+    registry_check_seconds: float = 30.0   # how often the data root's consent registry is read again
 
 
 @dataclass
@@ -95,6 +107,7 @@ class Config:
     flush_seconds: float = 1.0
     durable: bool = True
     consent: Consent = field(default_factory=Consent)
+    privacy: PrivacyCfg = field(default_factory=PrivacyCfg)
     system: SystemCfg = field(default_factory=SystemCfg)
     window: WindowCfg = field(default_factory=WindowCfg)
     input: InputCfg = field(default_factory=InputCfg)
@@ -133,6 +146,7 @@ _RANGES = {
     "idle.afk_seconds": (0.1, 86400), "network.interval_seconds": (1, 3600),
     "native.rotate_seconds": (0.5, 86400), "native.restart_max_seconds": (1, 3600),
     "backpressure.max_pending_rows": (0, 10_000_000), "backpressure.retry_seconds": (0.05, 3600),
+    "privacy.registry_check_seconds": (0.2, 3600),
 }
 
 
@@ -185,6 +199,13 @@ def validate(cfg: Config) -> Config:
                               "(letters, digits, _ . -; at most 20 bytes)")
     if cfg.idle.enabled and not cfg.input.enabled:
         raise ConfigError(f"{src}: idle.enabled needs input.enabled (idle is measured from input)")
+    if cfg.privacy.title_mode not in _privacy.TITLE_MODES:
+        raise ConfigError(f"{src}: privacy.title_mode must be one of {', '.join(_privacy.TITLE_MODES)}, "
+                          f"got {cfg.privacy.title_mode!r}")
+    try:
+        _privacy.compile_rules(cfg.privacy.redact, cfg.privacy.exclude_titles)
+    except _privacy.PrivacyRuleError as e:
+        raise ConfigError(f"{src}: {e}") from None
     if cfg.idle.afk_seconds < cfg.idle.idle_seconds:
         raise ConfigError(f"{src}: idle.afk_seconds ({cfg.idle.afk_seconds}) must be >= "
                           f"idle.idle_seconds ({cfg.idle.idle_seconds})")
@@ -239,6 +260,13 @@ durable = true                 # fsync on flush and seal
 [consent]                      # sensitive streams: off unless you switch them on
 keystroke_dynamics = false     # true: the native capture stores key codes (which key)
 file_metadata = false          # reserved: no file-metadata collector exists yet
+
+[privacy]                      # applied to every window before anything leaves the collector
+title_mode = "keep"            # keep | hash (keyed hash only) | drop (no titles)
+redact = ['[\\w.+-]+@[\\w-]+(\\.[\\w-]+)+ => [email]']   # "REGEX => REPLACEMENT", in order
+exclude_apps = []              # process names never recorded, e.g. ["keepassxc", "signal-desktop"]
+exclude_titles = ['(?i)\\b(private browsing|incognito)\\b']   # regexes: such windows never recorded
+registry_check_seconds = 30      # the consent registry (shared data root only) is re-read this often
 
 [system]
 enabled = true

@@ -77,7 +77,7 @@ def _terminate(pid: int, timeout: float) -> None:
 class NativeSupervisor:
     def __init__(self, *, binary: str, landing: Path, user_id: str, device_id: str, state_dir: Path,
                  display: str | None, rotate_seconds: float, rotate_bytes: int, consent_keys: bool,
-                 restart_max_seconds: float = 60.0):
+                 restart_max_seconds: float = 60.0, exclude_apps: list[str] | None = None):
         self.binary = find_binary(binary)
         self.configured = binary
         self.landing, self.user_id, self.device_id = landing, user_id, device_id
@@ -85,6 +85,7 @@ class NativeSupervisor:
         self.display = display
         self.rotate_seconds, self.rotate_bytes = rotate_seconds, rotate_bytes
         self.consent_keys = consent_keys
+        self.exclude_apps = list(exclude_apps or [])
         self.restart_max = restart_max_seconds
         self.proc: subprocess.Popen | None = None
         self.pidfile = state_dir / "native.pid"
@@ -113,6 +114,8 @@ class NativeSupervisor:
                "--rotate-bytes", str(self.rotate_bytes), "--status-file", str(self.status_file)]
         if self.consent_keys:
             cmd.append("--consent-keys")
+        for app in self.exclude_apps:
+            cmd += ["--exclude-app", app]
         if self.display:
             cmd += ["--display", self.display]
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -151,6 +154,13 @@ class NativeSupervisor:
             return
         if now >= self._next_start and self.start():
             self.restarts += 1
+
+    def restart(self, consent_keys: bool) -> bool:
+        """Seal and stop the running capture, then start it again with another key consent."""
+        self.stop()
+        self.stopping = False
+        self.consent_keys = consent_keys
+        return self.start()
 
     def signal(self, sig: int) -> None:
         if self.proc is not None and self.proc.poll() is None:

@@ -34,6 +34,7 @@ from focuslake.events import EventType
 from .config import Config
 from .inputs import InputCounter, PynputListener
 from .native import NativeSupervisor, stop_stale
+from .privacy import WindowPolicy
 from .recovery import recover_landing
 from .sinks import CsvSink, EventSink, _utc
 from .system import SuspendDetector, SystemSampler, network_online
@@ -159,6 +160,11 @@ class Collector:
         self._last_status = 0
         self._next_native_poll = 0
         self._last_change_ts = None
+        self.window_policy = WindowPolicy(cfg.privacy, self.state_dir)
+        self.registry_path = self.landing.parent / "privacy" / "consent.sqlite"  # shared data root only
+        self.registry_seen = False
+        self.keys_consent = False          # effective: config AND (registry, when it is there)
+        self._next_consent_check = 0
 
     # ------------------------------------------------------------------ setup
     def _make_sinks(self) -> None:
@@ -205,6 +211,7 @@ class Collector:
         log.info("recovery at start: %d .part recovered (%d rows), %d discarded",
                  rep.recovered, rep.rows_recovered, rep.discarded)
         self._make_sinks()
+        self._refresh_consent(self.started_us)
         self._sysevent(self.started_us, "collector_start")
         display = c.display or None
         if display:
@@ -213,9 +220,11 @@ class Collector:
             self.native = NativeSupervisor(
                 binary=c.native.binary, landing=self.landing, user_id=c.user_id, device_id=c.device_id,
                 state_dir=self.state_dir, display=display, rotate_seconds=c.native.rotate_seconds,
-                rotate_bytes=c.rotate_bytes, consent_keys=c.consent.keystroke_dynamics,
-                restart_max_seconds=c.native.restart_max_seconds)
-            if not self.native.start():
+                rotate_bytes=c.rotate_bytes, consent_keys=self.keys_consent,
+                restart_max_seconds=c.native.restart_max_seconds, exclude_apps=c.privacy.exclude_apps)
+            if not self.sinks["events"].consented:
+                log.warning("native capture not started: the consent registry withdrew the events stream")
+            elif not self.native.start():
                 log.error("native capture unavailable: %s", self.native.error)
         if c.input.enabled:
             native_ok = self.native is not None and self.native.running()
@@ -249,7 +258,7 @@ class Collector:
         self._write_status(now_us(), "running")
         log.info("collector started: user %s device %s landing %s (key identity %s)", c.user_id,
                  c.device_id, self.landing,
-                 "RECORDED by consent" if c.consent.keystroke_dynamics else "never recorded")
+                 "RECORDED by consent" if self.keys_consent else "never recorded")
 
     def _start_x11(self) -> None:
         c = self.cfg
@@ -269,7 +278,7 @@ class Collector:
             if info["locked"]:
                 self._on_lock(ts, "x11-screensaver")
             if info["window"] is not None:
-                self.win = info["window"]
+                self.win = self.window_policy.apply(info["window"])
                 if not self.locked:
                     self._window_row(ts, "change")
         elif kind == "lock":
@@ -298,6 +307,7 @@ class Collector:
                 self.stopping = True
 
     def _on_window(self, ts: int, info: WindowInfo) -> None:
+        info = self.window_policy.apply(info)  # exclusions, redaction, title mode: before anything is written
         old = self.win
         if old == info:
             return
@@ -473,7 +483,9 @@ class Collector:
         self._records()
         self._idle(now)
         self._ticks(now)
-        if self.native is not None and now >= self._next_native_poll:
+        if now >= self._next_consent_check:
+            self._refresh_consent(now)
+        if self.native is not None and now >= self._next_native_poll and self.sinks["events"].consented:
             self.native.poll()
             self._next_native_poll = now + 2_000_000
         self._x11_supervise(now)
@@ -484,6 +496,40 @@ class Collector:
             s.seal_due(now)
         if self._dirty or now - self._last_status >= STATUS_EVERY_US:
             self._write_status(now, "running")
+
+    def _refresh_consent(self, now: int) -> None:
+        """Follow the consent registry when the landing is in a data root that has one (a local
+        deployment; behind a receiver the ingest enforces it): a withdrawn stream is not written
+        (counted per sink), key identity needs the config flag and a registry grant."""
+        from focuslake.config import Paths
+        from focuslake.privacy.consent import Registry
+        from focuslake.privacy.policy import KEYSTROKE_DYNAMICS
+
+        self._next_consent_check = now + int(self.cfg.privacy.registry_check_seconds * 1_000_000)
+        self.registry_seen = self.registry_path.exists()
+        want_keys = self.cfg.consent.keystroke_dynamics
+        if self.registry_seen:
+            try:
+                with Registry(Paths(self.landing.parent)) as reg:
+                    for name, sink in self.sinks.items():
+                        allowed = reg.allowed_at(self.cfg.user_id, name, now)
+                        if allowed != sink.consented:
+                            log.warning("consent registry: %s %s", name, "granted again" if allowed else
+                                        "withdrawn: not recorded")
+                            sink.consented = allowed
+                            self._dirty = True
+                    want_keys = want_keys and reg.allowed_at(self.cfg.user_id, KEYSTROKE_DYNAMICS, now)
+            except Exception as e:  # noqa: BLE001 -- a broken registry must not stop the collector
+                log.error("cannot read the consent registry %s: %s (keeping the last state)", self.registry_path, e)
+                return
+        native = self.native
+        if native is not None:
+            events_ok = self.sinks["events"].consented
+            if not events_ok and native.running():
+                native.stop()
+            elif events_ok and (want_keys != self.keys_consent or not native.running() and native.stopping):
+                native.restart(want_keys)
+        self.keys_consent = want_keys
 
     def _next_wake(self, now: int) -> int:
         c = self.cfg
@@ -538,8 +584,11 @@ class Collector:
     def shutdown(self) -> None:
         t = now_us()
         try:
-            # everything that already happened, then the final samples
+            # everything that already happened, then the final samples: the grid points up to
+            # now are due (step() leaves the last TICK_LAG_US to late input), so a heartbeat due
+            # just before the stop is written before the close that ends the window
             self.step(t)
+            self._ticks(t + TICK_LAG_US)
             if not self.locked:
                 self._window_row(t, "close")
             if self.counter is not None:
@@ -601,7 +650,14 @@ class Collector:
             "last_flush": _utc(max(flushes)) if flushes else None,
             "last_seal": _utc(max(seals)) if seals else None,
             "consent": {"keystroke_dynamics": c.consent.keystroke_dynamics,
-                        "file_metadata": c.consent.file_metadata},
+                        "file_metadata": c.consent.file_metadata,
+                        "keystroke_dynamics_effective": self.keys_consent,
+                        "registry": str(self.registry_path) if self.registry_seen else None,
+                        "withdrawn_streams": sorted(n for n, s in self.sinks.items() if not s.consented)},
+            "privacy": {"title_mode": c.privacy.title_mode, "redaction_rules": len(c.privacy.redact),
+                        "excluded_apps": len(c.privacy.exclude_apps),
+                        "excluded_title_rules": len(c.privacy.exclude_titles),
+                        "windows_excluded": self.window_policy.excluded},
             "never_recorded": NEVER_RECORDED,
             "streams": streams,
             "window": {"enabled": c.window.enabled, "app": self.win.app if self.win else None,

@@ -59,9 +59,14 @@ class Sink:
         self.error_since_us: int | None = None
         self.errors_total = 0
         self._retry_at_us = 0
+        self.consented = True             # False: the consent registry withdrew this stream
+        self.rows_no_consent = 0          # rows not written because of that
 
     # -- rows in ------------------------------------------------------------------------
     def put(self, row) -> None:
+        if not self.consented:
+            self.rows_no_consent += 1
+            return
         self.pending.append(row)
         self._trim()
 
@@ -182,7 +187,8 @@ class Sink:
                 "rows_dropped": self.rows_dropped, "segments_sealed": self.segments_sealed,
                 "last_flush": _utc(self.last_flush_us), "last_seal": _utc(self.last_seal_us),
                 "error": self.error, "error_since": _utc(self.error_since_us),
-                "errors_total": self.errors_total}
+                "errors_total": self.errors_total, "consented": self.consented,
+                "rows_no_consent": self.rows_no_consent}
 
 
 class CsvSink(Sink):

@@ -153,8 +153,9 @@ def quarantine_evidence(con, ctx: Ctx) -> list[Check]:
 
     q = ctx.paths.quarantine
     parts = []
-    for path, status, nq in con.execute("""SELECT path, status, rows_quarantined FROM q_ledger
-                                           WHERE rows_quarantined > 0 OR status = 'quarantined'
+    # rows dropped for lack of consent have no evidence by design: nothing of them is kept
+    for path, status, nq in con.execute("""SELECT path, status, rows_quarantined - rows_no_consent FROM q_ledger
+                                           WHERE rows_quarantined > rows_no_consent OR status = 'quarantined'
                                            ORDER BY path""").fetchall():
         if status == "quarantined":
             ok = (q / "files" / path).exists() or (q / "resolved" / "files" / path).exists()
@@ -287,7 +288,7 @@ def ingestion_error_rate(con, ctx: Ctx) -> list[Check]:
     rows = con.execute("""
         SELECT coalesce(l.stream, split_part(l.path, '/', 1)) AS stream,
                coalesce(l.day::VARCHAR, 'unknown') AS day, sum(l.rows_read) AS n,
-               coalesce(sum(l.rows_quarantined) FILTER (WHERE u.path IS NOT NULL), 0) AS bad,
+               coalesce(sum(l.rows_quarantined - l.rows_no_consent) FILTER (WHERE u.path IS NOT NULL), 0) AS bad,
                string_agg(DISTINCT l.path, ', ') FILTER (WHERE u.path IS NOT NULL) AS worst
         FROM q_ledger l LEFT JOIN (SELECT DISTINCT path FROM q_unresolved) u USING (path)
         GROUP BY 1, 2 ORDER BY 1, 2""").fetchall()

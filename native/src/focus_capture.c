@@ -2,7 +2,7 @@
  * focus-capture -- record X11 input events (XRecord, libXtst) into binary event segments.
  *
  *   focus-capture --landing DIR --user U --device D [--rotate-seconds 60] [--rotate-bytes N]
- *                 [--consent-keys] [--status-file PATH] [--display :0]
+ *                 [--consent-keys] [--exclude-app NAME]... [--status-file PATH] [--display :0]
  *
  * Writes landing/events/<user>/<device>/<YYYY-MM-DD>/events-<stamp>-n<seq>.bin through the
  * focus_segment library (header | 64-byte records | footer, written as .part, fsync, rename).
@@ -14,7 +14,9 @@
  * --consent-keys), MOUSE_MOVE (root x, y, speed in px/s), MOUSE_CLICK (x, y, button 1 left,
  * 2 right, 3 middle, 4 back, 5 forward), MOUSE_WHEEL (dx, dy in notches: up/right positive).
  * Every record carries the focused window (EWMH _NET_ACTIVE_WINDOW), its _NET_WM_PID and the
- * process name (/proc/<pid>/comm).
+ * process name (/proc/<pid>/comm) -- except for apps named by --exclude-app (the collector's
+ * privacy.exclude_apps; compared case-insensitively with the process name and the WM_CLASS
+ * instance): their records say "[excluded]" with pid 0, and the input is still counted.
  *
  * Signals: SIGTERM / SIGINT seal the open segment and exit 0 (after draining the events the
  * server already recorded); SIGHUP seals now and goes on. On Linux the process asks for
@@ -40,6 +42,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/select.h>
 #include <sys/stat.h>
 #include <sys/types.h>
@@ -59,6 +62,8 @@
 #include "focus_segment.h"
 
 #define RETRY_US 1000000ull
+#define MAX_EXCLUDED 64
+#define EXCLUDED_APP "[excluded]"
 #define STATUS_EVERY_US 10000000ull
 
 typedef struct {
@@ -66,6 +71,8 @@ typedef struct {
     const char *landing, *user, *device, *status_file;
     uint64_t rotate_us, rotate_bytes;
     int consent_keys;
+    const char *exclude[MAX_EXCLUDED];
+    int n_exclude;
     /* X */
     Display *ctrl, *data;
     XRecordContext ctx;
@@ -344,6 +351,14 @@ static void read_comm(uint32_t pid, char *out, size_t len)
     fclose(f);
 }
 
+static int excluded(const capture *c, const char *name)
+{
+    for (int i = 0; i < c->n_exclude; i++)
+        if (name[0] && strncasecmp(name, c->exclude[i], 31) == 0)
+            return 1;
+    return 0;
+}
+
 static void update_focus(capture *c)
 {
     int ok;
@@ -354,25 +369,36 @@ static void update_focus(capture *c)
     if (!ok || w == None)
         return;
     unsigned long pid = get_card(c, w, c->a_pid, XA_CARDINAL, &ok);
+    int hidden = 0;
     if (ok && pid > 0) {
         char comm[64];
         c->pid = (uint32_t)pid;
         read_comm(c->pid, comm, sizeof comm);
+        hidden = excluded(c, comm);
         Event tmp;
         focus_event_set_app_name(&tmp, comm);
         memcpy(c->app, tmp.app_name, sizeof c->app);
     }
-    if (c->app[0] == '\0') {          /* no _NET_WM_PID: the WM_CLASS instance name */
+    if (c->app[0] == '\0' || (c->n_exclude && !hidden)) {  /* no _NET_WM_PID: the WM_CLASS instance name */
         XClassHint hint = {NULL, NULL};
         if (XGetClassHint(c->ctrl, w, &hint)) {
-            Event tmp;
-            focus_event_set_app_name(&tmp, hint.res_name ? hint.res_name : "");
-            memcpy(c->app, tmp.app_name, sizeof c->app);
+            if (c->app[0] == '\0') {
+                Event tmp;
+                focus_event_set_app_name(&tmp, hint.res_name ? hint.res_name : "");
+                memcpy(c->app, tmp.app_name, sizeof c->app);
+            }
+            hidden = hidden || excluded(c, hint.res_name ? hint.res_name : "");
             if (hint.res_name)
                 XFree(hint.res_name);
             if (hint.res_class)
                 XFree(hint.res_class);
         }
+    }
+    if (hidden) {
+        Event tmp;
+        focus_event_set_app_name(&tmp, EXCLUDED_APP);
+        memcpy(c->app, tmp.app_name, sizeof c->app);
+        c->pid = 0;
     }
 }
 
@@ -460,7 +486,7 @@ static void usage(FILE *f)
 {
     fputs("usage: focus-capture --landing DIR --user USER_ID --device DEVICE_ID\n"
           "                     [--rotate-seconds 60] [--rotate-bytes 8388608] [--consent-keys]\n"
-          "                     [--status-file PATH] [--display NAME]\n", f);
+          "                     [--exclude-app NAME]... [--status-file PATH] [--display NAME]\n", f);
 }
 
 int main(int argc, char **argv)
@@ -475,6 +501,7 @@ int main(int argc, char **argv)
         {"device", required_argument, 0, 'd'}, {"rotate-seconds", required_argument, 0, 'r'},
         {"rotate-bytes", required_argument, 0, 'b'}, {"consent-keys", no_argument, 0, 'k'},
         {"status-file", required_argument, 0, 's'}, {"display", required_argument, 0, 'D'},
+        {"exclude-app", required_argument, 0, 'x'},
         {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
     int o;
     while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -484,6 +511,13 @@ int main(int argc, char **argv)
         case 'u': c.user = optarg; break;
         case 'd': c.device = optarg; break;
         case 'k': c.consent_keys = 1; break;
+        case 'x':
+            if (c.n_exclude == MAX_EXCLUDED || !optarg[0]) {
+                fprintf(stderr, "focus-capture: at most %d non-empty --exclude-app names\n", MAX_EXCLUDED);
+                return 2;
+            }
+            c.exclude[c.n_exclude++] = optarg;
+            break;
         case 's': c.status_file = optarg; break;
         case 'D': display_name = optarg; break;
         case 'r': {
