@@ -295,7 +295,7 @@ def test_the_receipt_holds_counts_and_only_a_hash(forgotten):
     text = Path(receipt["receipt"]).read_text()
     assert "user02" not in text and receipt["user_hash"] == user_hash(paths, "user02")
     assert receipt["removed"]["files"]["lake"]["files"] == 2 * 5  # 2 days x 5 streams
-    assert receipt["removed"]["receiver"] == {"tokens": 1}
+    assert receipt["removed"]["sqlite"] == {"receiver/receiver.sqlite": {"tokens": 1}}
     assert receipt["removed"]["duckdb"]["published"]["deleted"]["gold.gld_user_daily"] == 2
     assert set(receipt["removed"]["duckdb"]["warehouse"]["rebuilt"]) >= {"gld_team_daily", "slv_app_categories"}
     assert re.fullmatch(r"hmac-sha256:[0-9a-f]{64}", receipt["user_hash"])

@@ -11,8 +11,9 @@ In order (each step idempotent, so a forget interrupted anywhere is finished by 
 2. files: landing, quarantine (files, rows, receiver event rejects, resolved), lake partitions
    (``<user>~<device>.parquet``), the receiver's chunked uploads, reports, exports, and the
    simulator's ground truth;
-3. SQLite: the segment ledger (and its Parquet snapshot), the receiver's tokens (the devices can
-   no longer upload), segments and batches; vacuumed and checkpointed (no old pages left);
+3. SQLite: the segment ledger (and its Parquet snapshot), and every other SQLite file's rows of
+   theirs -- the receiver's tokens (the devices can no longer upload), segments and batches, the
+   ActivityWatch import records; vacuumed and checkpointed (no old pages left);
 4. quality records: check results naming the user, GX validation files mentioning them;
 5. the working warehouse and the published copy: every row with their ``user_id`` deleted,
    tables with no user column built from theirs (team DAU/WAU/MAU, retention cohorts, the
@@ -225,6 +226,27 @@ def _sqlite_delete(db: Path, where: dict[str, tuple[str, tuple]]) -> dict:
     return {k: v for k, v in out.items() if v}
 
 
+def _forget_other_sqlite(paths: Paths, uid: str) -> dict:
+    """Every other SQLite file under the data root (the receiver's tokens and state, the
+    ActivityWatch import records...): rows of every table with a ``user_id`` column."""
+    out = {}
+    skip = {paths.ledger.resolve(), registry_path(paths).resolve()}
+    for f in sorted(paths.root.rglob("*")):
+        if not f.is_file() or f.resolve() in skip or f.suffix not in (".sqlite", ".db", ".sqlite3"):
+            continue
+        con = sqlite3.connect(f, timeout=30)
+        try:
+            tables = [t for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+                      if any(c[1] == "user_id" for c in con.execute(f'PRAGMA table_info("{t}")'))]
+        finally:
+            con.close()
+        if tables:
+            done = _sqlite_delete(f, {t: ("user_id = ?", (uid,)) for t in tables})
+            if done:
+                out[f.relative_to(paths.root).as_posix()] = done
+    return out
+
+
 # -- quality records ---------------------------------------------------------------------------------
 def _forget_quality(paths: Paths, uid: str, rx: re.Pattern) -> dict:
     out: Counter = Counter()
@@ -371,8 +393,7 @@ def forget_user(paths: Paths | None, user: str, *, now_us: int | None = None) ->
             led.export_parquet(paths.ledger_export)
         finally:
             led.close()
-    removed["receiver"] = _sqlite_delete(paths.root / "receiver" / "receiver.sqlite",
-                                         {t: ("user_id = ?", (uid,)) for t in ("tokens", "segments", "batches")})
+    removed["sqlite"] = _forget_other_sqlite(paths, uid)   # receiver tokens/state, import records...
     _sqlite_delete(registry_path(paths), {})  # vacuum + checkpoint: the deleted consent rows' pages
     removed["quality"] = _forget_quality(paths, uid, rx)
     removed["duckdb"] = _forget_duckdb(paths, uid)

@@ -188,16 +188,28 @@ class Retention:
             led.close()
         return {"segments": len(gone)}
 
+    def _start_us(self, klass: str) -> int:
+        return int(datetime.combine(self.cut[klass], dtime(), UTC).timestamp() * 1_000_000)
+
     def receiver(self) -> dict:
-        db = self.paths.root / "receiver" / "receiver.sqlite"
+        return self._sqlite_rows(self.paths.root / "receiver" / "receiver.sqlite",
+                                 {"segments": "received_at_us", "batches": "received_at_us"}, SYSTEM)
+
+    def imports(self) -> dict:
+        """The ActivityWatch importer's record of what time it landed (general: it says when a
+        person was at their computer). A re-import of history past retention lands it again,
+        to be removed by the next run."""
+        return self._sqlite_rows(self.paths.root / "imports" / "activitywatch.sqlite", {"covered": "end_us"}, GENERAL)
+
+    def _sqlite_rows(self, db: Path, tables: dict[str, str], klass: str) -> dict:
         if not db.exists():
             return {}
-        before = int(datetime.combine(self.cut[SYSTEM], dtime(), UTC).timestamp() * 1_000_000)
+        before = self._start_us(klass)
         con = sqlite3.connect(db, timeout=30)
         try:
             out = {}
-            for table in ("segments", "batches"):
-                q = f"FROM {table} WHERE received_at_us < ?"
+            for table, col in tables.items():
+                q = f"FROM {table} WHERE {col} < ?"
                 out[table] = con.execute(f"SELECT count(*) {q}", (before,)).fetchone()[0]
                 if out[table] and not self.dry_run:
                     with con:
@@ -277,7 +289,8 @@ class Retention:
                   "quarantine": {name: self.segment_tree(p.quarantine / name) for name in
                                  ("files", "rows", "events", "resolved/files", "resolved/rows")
                                  if (p.quarantine / name).exists()},
-                  "lake": self.lake(), "ledger": self.ledger(), "receiver": self.receiver()}
+                  "lake": self.lake(), "ledger": self.ledger(), "receiver": self.receiver(),
+                  "imports": self.imports()}
         report.update(self.duckdb_files())
         report["quality"] = {name: self.by_mtime(p.root / name, SYSTEM) for name in ("quality", "quality_docs")
                              if (p.root / name).exists()}
