@@ -55,13 +55,14 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from focuslake import importers
 from focuslake.config import Paths, apply_no_telemetry
 from focuslake.receiver.events import MAX_EVENT_BYTES, parse_timestamp
 from focuslake.schemas import CSV_STREAMS, MAX_FUTURE_SKEW_US
-from focuslake.segments import CsvSegmentWriter, check_id, utc_date
+from focuslake.segments import PART_SUFFIX, CsvSegmentWriter, check_id, utc_date
 
 SOURCE = "activitywatch"
-MARK = f"-{SOURCE}-"            # in the name of every segment this importer writes
+MARK = f"-{SOURCE}-"            # in the name of every segment this importer writes (focuslake.importers)
 KINDS = {"currentwindow": "window", "afkstatus": "afk", "web.tab.current": "web"}
 STREAM_OF = {"window": "active_window", "afk": "system_events", "web": "app_events"}
 WEB_EVENT_NAME = "web.tab.current"
@@ -437,8 +438,10 @@ def plan_rows(kind: str, pieces: list[tuple[int, int, Span]], received_us: int) 
 
 
 def segment_name(stream: str, day: str, lines: list[list]) -> str:
+    """Content-derived, in the form that marks imported rows for the quality gate
+    (focuslake.importers: the one rule)."""
     digest = hashlib.sha256(json.dumps([stream, day, lines], ensure_ascii=False).encode()).hexdigest()
-    return f"{stream}{MARK}{day.replace('-', '')}-{digest[:20]}"
+    return importers.segment_name(stream, SOURCE, day, digest)
 
 
 def _collector_days(paths: Paths, user: str, device: str, days: set[str]) -> list[str]:
@@ -446,7 +449,9 @@ def _collector_days(paths: Paths, user: str, device: str, days: set[str]) -> lis
     out = []
     for day in sorted(days):
         d = paths.landing / "active_window" / user / device / day
-        if d.is_dir() and any(MARK not in p.name for p in d.iterdir() if not p.name.startswith(".")):
+        if d.is_dir() and any(importers.source_of(f"active_window/{user}/{device}/{day}/"
+                                                  + p.name.removesuffix(PART_SUFFIX)) == importers.COLLECTOR
+                              for p in d.iterdir() if not p.name.startswith(".")):
             out.append(day)
     return out
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from focuslake.config import Paths
+from focuslake.importers import COLLECTOR, source_sql
 from focuslake.quality import suites as S
 from focuslake.schemas import ALL_STREAMS
 
@@ -238,21 +239,7 @@ def null_and_duplicate_rates(con, ctx: Ctx) -> list[Check]:
         have = {r[0] for r in con.execute(f"DESCRIBE {suite.table}").fetchall()}
         cols = [c for c in suite.columns if c.max_null_rate is not None and c.name in have]
         if cols:
-            sel = ", ".join(f'avg(("{c.name}" IS NULL)::INT) AS "{c.name}"' for c in cols)
-            rows = con.execute(f"SELECT ({suite.day})::VARCHAR AS day, count(*) AS n, {sel} "
-                               f"FROM {suite.table} GROUP BY 1 ORDER BY 1").fetchall()
-            for i, c in enumerate(cols):
-                parts = [Check("null_rate", suite.table, float(r[2 + i]), c.max_null_rate,
-                               r[2 + i] <= c.max_null_rate,
-                               "" if r[2 + i] <= c.max_null_rate else
-                               f"{c.name} is NULL in {r[2 + i]:.1%} of {r[1]} rows (max {c.max_null_rate:.0%})",
-                               partition=str(r[0]), column=c.name) for r in rows]
-                total = con.execute(f'SELECT coalesce(avg(("{c.name}" IS NULL)::INT), 0) FROM {suite.table}'
-                                    ).fetchone()[0]
-                s = _summary("null_rate", suite.table, parts, c.max_null_rate, observed=float(total))
-                s.column = c.name
-                # per-day rows only where they say something (failing, or a tolerated rate > 0)
-                out += [s, *(p for p in parts if not p.passed or p.observed > 0)]
+            out += _null_rates(con, suite, cols, "segment_id" in have)
         key = [k for k in suite.key if k in have]
         keyexpr = "(" + ", ".join(f'"{k}"' for k in key) + ")"
         rows = con.execute(f"""SELECT ({suite.day})::VARCHAR AS day, count(*) AS n,
@@ -269,6 +256,45 @@ def null_and_duplicate_rates(con, ctx: Ctx) -> list[Check]:
         s = _summary("duplicate_rate", suite.table, parts, S.DUPLICATE_RATE_MAX,
                      observed=(sum(r[2] for r in rows) / n_all) if n_all else 0.0)
         out += [s, *parts]
+    return out
+
+
+def _null_rates(con, suite, cols, has_segments: bool) -> list[Check]:
+    """Share of NULLs per column and day. A collector-only bound (Col.collector_only) is
+    measured on collector rows: imported rows (focuslake.importers) are left out and counted."""
+    out = []
+    src = source_sql("segment_id") if has_segments else f"'{COLLECTOR}'"
+
+    def scope(c) -> str:
+        return f"_row_source = '{COLLECTOR}'" if c.collector_only else "true"
+
+    sel = ", ".join(f'avg(("{c.name}" IS NULL)::INT) FILTER (WHERE {scope(c)}), '
+                    f'count(*) FILTER (WHERE {scope(c)})' for c in cols)
+    rel = f"(SELECT *, {src} AS _row_source FROM {suite.table})"
+    rows = con.execute(f"SELECT ({suite.day})::VARCHAR AS day, {sel} FROM {rel} GROUP BY 1 ORDER BY 1").fetchall()
+    totals = con.execute(f"SELECT {sel} FROM {rel}").fetchone()
+    n_all = con.execute(f"SELECT count(*) FROM {suite.table}").fetchone()[0]
+    for i, c in enumerate(cols):
+        what = "collector rows" if c.collector_only else "rows"
+        parts = []
+        for r in rows:
+            rate, n = r[1 + 2 * i], r[2 + 2 * i]
+            if not n:  # no row of this scope on that day (e.g. imported history only)
+                continue
+            ok = rate <= c.max_null_rate
+            parts.append(Check("null_rate", suite.table, float(rate), c.max_null_rate, ok,
+                               "" if ok else f"{c.name} is NULL in {rate:.1%} of {n} {what} "
+                                             f"(max {c.max_null_rate:.0%})",
+                               partition=str(r[0]), column=c.name))
+        total, n_scope = totals[2 * i] or 0.0, totals[2 * i + 1]
+        s = _summary("null_rate", suite.table, parts, c.max_null_rate, observed=float(total))
+        s.column = c.name
+        if c.collector_only and n_all > n_scope:
+            s.detail = (s.detail + "; " if s.detail else "") + (
+                f"measured on {n_scope} collector rows; {n_all - n_scope} imported rows not counted "
+                "(a collector's bound: the other tracker may not record it)")
+        # per-day rows only where they say something (failing, or a tolerated rate > 0)
+        out += [s, *(p for p in parts if not p.passed or p.observed > 0)]
     return out
 
 
@@ -310,25 +336,31 @@ def ingestion_error_rate(con, ctx: Ctx) -> list[Check]:
 def freshness(con, ctx: Ctx) -> list[Check]:
     """A cadence stream is stale when, while it should have been producing (screen unlocked or
     machine on, per system_events), its newest row lags its device's newest row of any stream
-    (or the as-of time, when given) by more than FRESHNESS_MAX_LAG_S."""
+    (or the as-of time, when given) by more than FRESHNESS_MAX_LAG_S.
+
+    Scope (docs/quality.md): collector rows only -- imported history (focuslake.importers) is
+    no live feed, so it neither counts as a fresh row nor moves a device's newest row -- and per
+    device only the cadence streams its collectors have landed at least once: a stream that
+    stops is stale, a stream switched off in the device's config (or a device with imported
+    history only) is not expected. Those are recorded as info rows."""
     streams = [s for s in ALL_STREAMS if relation_exists(con, f"bronze.brz_{s}")]
     if "system_events" not in streams:
         return [Check("freshness", "bronze", 0, S.FRESHNESS_MAX_LAG_S, True, "no system_events yet",
                       severity="info")]
-    newest = " UNION ALL ".join(f"SELECT user_id, device_id, '{s}' AS stream, max(ts_us) AS last_us, "
-                                f"min(ts_us) AS first_us FROM bronze.brz_{s} GROUP BY ALL" for s in streams)
+    collector = f"({source_sql('segment_id')}) = '{COLLECTOR}'"
+    per_source = " UNION ALL ".join(
+        f"SELECT user_id, device_id, '{s}' AS stream, {collector} AS live, max(ts_us) AS last_us, "
+        f"min(ts_us) AS first_us FROM bronze.brz_{s} GROUP BY ALL" for s in streams)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE q_newest AS {per_source}")
     ref = f"{_naive_us(ctx.as_of)}::BIGINT" if ctx.as_of else "max(last_us)"
     cadence = ", ".join(f"('{s}', '{c['while']}')" for s, c in S.CADENCE_STREAMS.items())
     rows = con.execute(f"""
-        WITH n AS ({newest}),
-        dev AS (SELECT user_id, device_id, min(first_us) AS first_us,
-                       {ref} AS ref_us
-                FROM n GROUP BY ALL),
+        WITH n AS (SELECT * FROM q_newest WHERE live),
+        dev AS (SELECT user_id, device_id, {ref} AS ref_us FROM n GROUP BY ALL),
         cad AS (SELECT * FROM (VALUES {cadence}) AS t(stream, needs)),
-        want AS (SELECT d.user_id, d.device_id, c.stream, c.needs, d.ref_us,
-                        coalesce(n.last_us, d.first_us) AS last_us, n.last_us IS NULL AS never
-                 FROM dev d CROSS JOIN cad c
-                 LEFT JOIN n ON n.user_id = d.user_id AND n.device_id = d.device_id AND n.stream = c.stream),
+        want AS (SELECT d.user_id, d.device_id, c.stream, c.needs, d.ref_us, n.last_us
+                 FROM dev d JOIN n ON n.user_id = d.user_id AND n.device_id = d.device_id
+                 JOIN cad c ON c.stream = n.stream),
         se AS (SELECT user_id, device_id, ts_us, event FROM bronze.brz_system_events),
         stop AS (SELECT w.*, (SELECT min(se.ts_us) FROM se WHERE se.user_id = w.user_id
                         AND se.device_id = w.device_id
@@ -341,19 +373,35 @@ def freshness(con, ctx: Ctx) -> list[Check]:
                         AND (se.event IN ('collector_start', 'unlock')
                              OR (s.needs = 'powered' AND se.event = 'resume'))) AS back_us
                  FROM stop s)
-        SELECT user_id, device_id, stream, never,
+        SELECT user_id, device_id, stream,
                CASE WHEN stop_us IS NULL THEN last_us ELSE back_us END AS expected_since, ref_us, last_us
         FROM back ORDER BY user_id, device_id, stream""").fetchall()
     parts = []
-    for user, device, stream, never, since, ref_us, last_us in rows:
+    for user, device, stream, since, ref_us, last_us in rows:
         lag = 0.0 if since is None else max(0.0, (ref_us - since) / US)
         ok = lag <= S.FRESHNESS_MAX_LAG_S
-        what = "has no rows at all" if never else f"newest row {_fmt(last_us)}"
         parts.append(Check("freshness", f"bronze.brz_{stream}", lag, S.FRESHNESS_MAX_LAG_S, ok,
-                           "" if ok else f"{stream} of {user}/{device} is stale: {what}, "
+                           "" if ok else f"{stream} of {user}/{device} is stale: newest row {_fmt(last_us)}, "
                                          f"{lag / 3600:.1f} h behind {'the as-of time' if ctx.as_of else 'the device'} "
                                          f"({_fmt(ref_us)}) while it should be producing",
                            partition=f"{user}/{device}"))
+    # what is not measured, and why: recorded (info), so an audit shows the scope it applied
+    names = ", ".join(f"'{s}'" for s in S.CADENCE_STREAMS)
+    skipped = con.execute(f"""
+        WITH d AS (SELECT user_id, device_id, bool_or(live) AS has_live,
+                          list(DISTINCT stream ORDER BY stream) FILTER (WHERE live AND stream IN ({names})) AS cad
+                   FROM q_newest GROUP BY ALL)
+        SELECT user_id, device_id, has_live, coalesce(cad, []) FROM d ORDER BY ALL""").fetchall()
+    for user, device, has_live, cad in skipped:
+        if not has_live:
+            parts.append(Check("freshness", "bronze", 0, S.FRESHNESS_MAX_LAG_S, True,
+                               f"{user}/{device} holds imported history only: no collector stream to keep "
+                               "fresh", partition=f"{user}/{device}", severity="info"))
+            continue
+        for stream in (s for s in S.CADENCE_STREAMS if s not in cad):
+            parts.append(Check("freshness", f"bronze.brz_{stream}", 0, S.FRESHNESS_MAX_LAG_S, True,
+                               f"{stream}: never landed by the collectors of {user}/{device} (switched off "
+                               "in its config?): not expected", partition=f"{user}/{device}", severity="info"))
     worst = max((p.observed for p in parts), default=0.0)
     return [_summary("freshness", "bronze", parts, S.FRESHNESS_MAX_LAG_S, observed=worst), *parts]
 

@@ -24,6 +24,7 @@ import uuid
 from pathlib import Path
 
 from focuslake.config import PROJECT_ROOT, Paths, apply_no_telemetry
+from focuslake.importers import COLLECTOR, source_sql
 from focuslake.quality.suites import (
     DUPLICATE_RATE_MAX,
     KINDS,
@@ -35,6 +36,9 @@ CONTEXT_DIR = PROJECT_ROOT / "expectations" / "gx"
 DATASOURCE = "focuslake"
 BATCH = "whole_table"
 FIRST_SEGMENT_COL = "_scope_first_segment"
+# derived from segment_id (focuslake.importers): 'collector' or the importer's source; the
+# collector-only null-rate bounds (Col.collector_only) are row conditions on it
+ROW_SOURCE_COL = "_row_source"
 GX_VERSION = "1.24.1"
 _NS = uuid.UUID("5b0e8f0e-6f6c-4d8e-9b4f-6b1d6a9f7c10")
 KEEP_RUNS = 20  # validation results kept per suite (the Data Docs index lists them all)
@@ -46,6 +50,16 @@ def _id(*parts: str) -> str:
 
 
 # --- the expectations of a suite (plain data: type, kwargs, meta) --------------------------------
+# GX 1.x Condition (great_expectations.expectations.row_conditions) as its JSON form:
+# Column("_row_source") == "collector"
+COLLECTOR_ROWS = {"type": "comparison", "column": {"name": ROW_SOURCE_COL}, "operator": "==",
+                  "parameter": COLLECTOR}
+
+
+def _has_segments(suite: Suite) -> bool:
+    return any(c.name == "segment_id" for c in suite.columns)
+
+
 def expectations_for(suite: Suite) -> list[dict]:
     out: list[dict] = []
 
@@ -54,6 +68,8 @@ def expectations_for(suite: Suite) -> list[dict]:
         out.append({"type": type_, "kwargs": kw, "meta": {"check": check}})
 
     names = [c.name for c in suite.columns] + [FIRST_SEGMENT_COL]
+    if _has_segments(suite):
+        names.append(ROW_SOURCE_COL)
     add("schema_columns", "expect_table_columns_to_match_set", column_set=names,
         exact_match=suite.exact_columns)
     add("row_count", "expect_table_row_count_to_be_between",
@@ -64,7 +80,8 @@ def expectations_for(suite: Suite) -> list[dict]:
             add("not_null", "expect_column_values_to_not_be_null", c.name)
         elif c.max_null_rate is not None:
             add("null_rate", "expect_column_values_to_not_be_null", c.name,
-                mostly=round(1 - c.max_null_rate, 6))
+                mostly=round(1 - c.max_null_rate, 6),
+                **({"row_condition": COLLECTOR_ROWS} if c.collector_only and _has_segments(suite) else {}))
         if c.min is not None or c.max is not None:
             add("range", "expect_column_values_to_be_between", c.name,
                 **({"min_value": c.min} if c.min is not None else {}),
@@ -316,7 +333,8 @@ check of every run, SQL and GX alike, is also a row of <code>audit.check_history
 def _frame_sql(suite: Suite) -> str:
     scope = ", ".join(suite.scope)
     on = " AND ".join(f"r.{c} = f.{c}" for c in suite.scope)
-    return (f"SELECT r.*, f.first_ts AS {FIRST_SEGMENT_COL} FROM {suite.table} r LEFT JOIN "
+    source = f", {source_sql('r.segment_id')} AS {ROW_SOURCE_COL}" if _has_segments(suite) else ""
+    return (f"SELECT r.*, f.first_ts AS {FIRST_SEGMENT_COL}{source} FROM {suite.table} r LEFT JOIN "
             f"(SELECT {scope}, min(first_ts) AS first_ts FROM q_first_segment GROUP BY ALL) f ON {on}")
 
 
@@ -378,7 +396,8 @@ def flatten(suite: Suite, suite_result, params: dict) -> list:
             observed, threshold = bad / n, round(1 - float(kw.get("mostly", 1.0)), 6)
             if not er.success:
                 values = ", ".join(_describe(v) for v in (res.get("partial_unexpected_list") or [])[:5])
-                detail = f"{bad} of {n} rows unexpected ({observed:.2%}); e.g. {values}"
+                rows = "collector rows" if kw.get("row_condition") else "rows"
+                detail = f"{bad} of {n} {rows} unexpected ({observed:.2%}); e.g. {values}"
         elif cfg.type == "expect_table_columns_to_match_set":
             mism = (res.get("details") or {}).get("mismatched") or {}
             extra, missing = mism.get("unexpected", []), mism.get("missing", [])

@@ -26,7 +26,10 @@ STOP_GRACE_S = 60
 
 # Streams with a cadence: `while` says when the collector must be producing rows. A stream
 # whose newest row lags its device's newest row (or the as-of time) by more than
-# FRESHNESS_MAX_LAG_S while it should have been producing is stale.
+# FRESHNESS_MAX_LAG_S while it should have been producing is stale. Measured on collector rows
+# only (imported history is no live feed), and per device only for the cadence streams its
+# collectors have landed at least once (a stream switched off in its config, or a device with
+# imported history only, is not expected to produce it).
 CADENCE_STREAMS = {
     "system_metrics": {"every_s": 5, "while": "powered"},   # psutil sample, also when locked
     "active_window": {"every_s": 5, "while": "unlocked"},   # heartbeat while unlocked
@@ -56,6 +59,9 @@ class Col:
     min: float | None = None
     max: float | None = None
     accepted: tuple | None = None
+    # the null-rate bound is a collector's (EXPECTED_FILLED): measured on collector rows only,
+    # since an importer cannot fill what the other tracker never recorded (ActivityWatch: no pid)
+    collector_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,9 @@ IDENT = (Col("user_id", "string"), Col("device_id", "string"))
 BRONZE_TAIL = (Col("segment_id", "string"), Col("date", "timestamp"))
 DAY_US_CAP = 86_400 // 5 + 1  # one row per 5 s, for a whole day
 
-# Optional CSV columns a healthy collector still fills almost always (null rate <= 5 %);
-# the others (battery on a desktop, swap off, ...) may be NULL at any rate.
+# Optional CSV columns a healthy collector still fills almost always (null rate <= 5 % of the
+# collector's rows: imported rows are not counted, see Col.collector_only); the others (battery
+# on a desktop, swap off, ...) may be NULL at any rate.
 EXPECTED_FILLED = {("active_window", "window_title"), ("active_window", "pid"),
                    ("system_metrics", "top_process"), ("system_metrics", "top_process_cpu")}
 # the CSV streams' natural keys (a collector writes one row per key)
@@ -107,7 +114,8 @@ def _csv_suite(stream: str) -> Suite:
             rate = NULL_RATE_MAX
         else:
             rate = None
-        cols.append(Col(c.name, _SQL_KIND[c.sql_type], rate, c.min, c.max, c.accepted))
+        cols.append(Col(c.name, _SQL_KIND[c.sql_type], rate, c.min, c.max, c.accepted,
+                        collector_only=(stream, c.name) in EXPECTED_FILLED))
     cadence = CADENCE_STREAMS.get(stream)
     return Suite(
         f"bronze.brz_{stream}", (*cols, *BRONZE_TAIL),
