@@ -3,13 +3,14 @@ window the X11 watcher reports -- before anything is written, so the active_wind
 binary records' app names and the native capture (``--exclude-app``) all see the same result:
 
 * ``exclude_apps``   -- process names (case-insensitive) never recorded: the window becomes
-  ``[excluded]`` with no title and no pid (its time and input are still counted, as "excluded");
+  ``[excluded]`` (app and title) with no pid (its time and input are still counted, as "excluded");
 * ``exclude_titles`` -- regexes: a window whose title matches is excluded the same way;
 * ``redact``         -- ``"REGEX => REPLACEMENT"`` rules applied to titles in order (a rule
   without ``=>`` replaces with ``[redacted]``); by default e-mail addresses become ``[email]``;
 * ``title_mode``     -- ``keep`` (after redaction), ``hash`` (only a keyed hash: equal titles
   stay equal, so switches and durations still count, but the text never leaves the machine;
-  the key is ``<state_dir>/title.key``, 0600, made on first use) or ``drop`` (no titles).
+  the key is ``<state_dir>/title.key``, 0600, made on first use) or ``drop`` (every title is
+  ``[not recorded]``).
 """
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ from pathlib import Path
 from .x11 import WindowInfo
 
 EXCLUDED_APP = "[excluded]"   # also what native/src/focus_capture.c writes
+# Placeholders rather than empty titles: an empty CSV field is NULL, and a title that was never
+# recorded on purpose is not a missing value (the quality gate's null-rate check counts those)
+EXCLUDED_TITLE = "[excluded]"
+DROPPED_TITLE = "[not recorded]"
 DEFAULT_REDACT = [r"[\w.+-]+@[\w-]+(\.[\w-]+)+ => [email]"]
 DEFAULT_EXCLUDE_TITLES = [r"(?i)\b(private browsing|incognito)\b"]
 TITLE_MODES = ("keep", "hash", "drop")
@@ -75,7 +80,9 @@ class WindowPolicy:
     def title(self, title: str) -> str:
         for rx, repl in self.redact:
             title = rx.sub(repl, title)
-        if self.mode == "drop" or not title:
+        if self.mode == "drop":
+            return DROPPED_TITLE
+        if not title:
             return ""
         if self.mode == "hash":
             return "h:" + hmac.new(self._key, title.encode(), hashlib.sha256).hexdigest()[:24]
@@ -86,5 +93,5 @@ class WindowPolicy:
             return info
         if info.app.lower() in self.exclude_apps or any(rx.search(info.title) for rx in self.exclude_titles):
             self.excluded += 1
-            return WindowInfo(info.wid, EXCLUDED_APP, "", None)
+            return WindowInfo(info.wid, EXCLUDED_APP, EXCLUDED_TITLE, None)
         return WindowInfo(info.wid, info.app, self.title(info.title), info.pid)
