@@ -348,7 +348,7 @@ def test_window_policy_excludes_redacts_and_hashes_before_anything_is_written(tm
     pol = WindowPolicy(cfg.privacy, tmp_path)
     mail = pol.apply(WindowInfo(7, "thunderbird", "Re: rent - ann.lee@example.org - account 12345678", 42))
     assert mail == WindowInfo(7, "thunderbird", "Re: rent - [email] - account [redacted]", 42)
-    assert pol.apply(WindowInfo(8, "keepassxc", "Passwords.kdbx", 43)) == WindowInfo(8, EXCLUDED_APP, "[excluded]", None)
+    assert pol.apply(WindowInfo(8, "keepassxc", "Passwords.kdbx", 43)) == WindowInfo(8, EXCLUDED_APP, "[excluded]", 0)
     assert pol.apply(WindowInfo(9, "firefox", "News - Mozilla Firefox Private Browsing", 44)).app == EXCLUDED_APP
     assert pol.excluded == 2
     assert pol.apply(WindowInfo.none()) == WindowInfo.none()

@@ -93,5 +93,5 @@ class WindowPolicy:
             return info
         if info.app.lower() in self.exclude_apps or any(rx.search(info.title) for rx in self.exclude_titles):
             self.excluded += 1
-            return WindowInfo(info.wid, EXCLUDED_APP, EXCLUDED_TITLE, None)
+            return WindowInfo(info.wid, EXCLUDED_APP, EXCLUDED_TITLE, 0)  # pid 0, as the native capture writes
         return WindowInfo(info.wid, info.app, self.title(info.title), info.pid)
