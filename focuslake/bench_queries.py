@@ -88,7 +88,7 @@ def _project_hash() -> str:
 
 def _run(name: str, cmd: list[str], env: dict, cwd: Path = PROJECT_ROOT) -> float:
     t0 = time.perf_counter()
-    r = subprocess.run(cmd, env=env, cwd=cwd, capture_output=True, text=True)
+    r = subprocess.run(cmd, check=False, env=env, cwd=cwd, capture_output=True, text=True)
     if r.returncode:
         raise SystemExit(f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     seconds = time.perf_counter() - t0
