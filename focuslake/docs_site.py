@@ -2,6 +2,7 @@
 
     python -m focuslake.docs_site build [--out DIR]     writes DIR/index.html (default <data>/docs/)
     python -m focuslake.docs_site serve [--port 8088]   builds, then serves DIR on 127.0.0.1 only
+                                                      (--no-build: serve the page as it is)
 
 ``dbt docs generate --static`` (dbt-core 1.11) writes ``static_index.html``: the docs app with the
 manifest and catalog embedded, so it opens from disk (``file://``) without a server. The catalog
@@ -95,11 +96,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("command", choices=("build", "serve"))
     ap.add_argument("--out", type=Path, help="folder for index.html (default: <data>/docs)")
     ap.add_argument("--port", type=int, default=DEFAULT_PORT)
+    ap.add_argument("--no-build", action="store_true", help="serve: the page already built, as it is")
     args = ap.parse_args(argv)
-    try:
-        page = build(out=args.out)
-    except DocsError as e:
-        print(f"error: {e}", file=sys.stderr)
+    page = (args.out or default_out(Paths.from_env())) / "index.html"
+    if not (args.no_build and args.command == "serve"):
+        try:
+            page = build(out=args.out)
+        except DocsError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+    elif not page.exists():
+        print(f"error: no {page}: run `make docs` first", file=sys.stderr)
         return 1
     print(f"dbt docs: {page} (one file; open it directly: file://{page})")
     if args.command == "serve":
