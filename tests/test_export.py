@@ -20,7 +20,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
-from analyst_workload import USERS, published_workload
+from analyst_workload import DAYS, START, USERS, published_workload
 
 from focuslake import export
 from focuslake.config import Paths
@@ -38,7 +38,7 @@ def pub() -> Paths:
 
 
 def q(db, sql: str, params=None):
-    con = duckdb.connect(str(db), read_only=True)
+    con = duckdb.connect(str(db), read_only=str(db) != ":memory:")
     try:
         cur = con.execute(sql, params or [])
         return [d[0] for d in cur.description], cur.fetchall()
@@ -211,9 +211,14 @@ def test_scheduled_export_writes_every_active_users_day_and_reruns_in_place(pub)
     again = export.scheduled_export(day="2026-11-03", users=[USER], paths=pub)
     assert again["exported"][USER]["rows"] == report["exported"][USER]["rows"]
     assert [p.name for p in (pub.exports / USER).iterdir() if p.name.startswith(("day-", ".day-"))] == ["day-2026-11-03"]
-    # a Saturday: nobody worked; the listed users are skipped, not exported empty
-    sat = export.scheduled_export(day="2026-10-31", users=[USER], paths=pub)
-    assert sat["exported"] == {} and sat["skipped"] == {USER: "no gold rows on 2026-10-31"}
+    # a (user, day) of the workload without activity (per the ground truth: a weekend day): skipped,
+    # not exported empty
+    _, worked = q(pub.published, f"SELECT DISTINCT user_id, make_timestamp(epoch_us(hour_start))::DATE FROM read_parquet('{pub.truth}/hourly.parquet')")
+    days = [START + timedelta(days=i) for i in range(DAYS)]
+    user, idle = next((u, d) for d in days for u in [USER, *OTHERS] if (u, d) not in set(worked))
+    off = export.scheduled_export(day=idle, users=[user], paths=pub)
+    assert off["exported"] == {} and off["skipped"] == {user: f"no gold rows on {idle}"}
+    assert not (pub.exports / user / f"day-{idle}").exists()
     # a day that has not ended before the last publish: refused (the DAG task fails and retries)
     today = datetime.now(UTC).date()
     with pytest.raises(export.ExportError, match="not published yet"):
