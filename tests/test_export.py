@@ -213,7 +213,8 @@ def test_scheduled_export_writes_every_active_users_day_and_reruns_in_place(pub)
     assert [p.name for p in (pub.exports / USER).iterdir() if p.name.startswith(("day-", ".day-"))] == ["day-2026-11-03"]
     # a (user, day) of the workload without activity (per the ground truth: a weekend day): skipped,
     # not exported empty
-    _, worked = q(pub.published, f"SELECT DISTINCT user_id, make_timestamp(epoch_us(hour_start))::DATE FROM read_parquet('{pub.truth}/hourly.parquet')")
+    _, worked = q(pub.published, "SELECT DISTINCT user_id, make_timestamp(epoch_us(hour_start))::DATE "
+                  f"FROM read_parquet('{pub.truth}/hourly.parquet')")
     days = [START + timedelta(days=i) for i in range(DAYS)]
     user, idle = next((u, d) for d in days for u in [USER, *OTHERS] if (u, d) not in set(worked))
     off = export.scheduled_export(day=idle, users=[user], paths=pub)

@@ -13,7 +13,8 @@ with hours as (
            sum(mouse_moves) as mouse_moves, sum(mouse_distance_px) as mouse_distance_px,
            sum(input_events) as input_events, sum(context_switches) as context_switches,
            sum(idle_periods) as idle_periods,
-           count(*) filter (where active_seconds > 0) as active_hours
+           count(*) filter (where active_seconds > 0) as active_hours,
+           count(distinct cast(hour_start as DATE)) filter (where active_seconds > 0) as active_days
     from {{ ref('gld_user_hourly') }}
     group by all
 ),
@@ -51,7 +52,7 @@ select
     h.wheel_events::BIGINT as wheel_events, h.mouse_moves::BIGINT as mouse_moves,
     round(h.mouse_distance_px, 6)::DOUBLE as mouse_distance_px,
     h.input_events::BIGINT as input_events, h.context_switches::BIGINT as context_switches,
-    h.idle_periods::BIGINT as idle_periods, h.active_hours,
+    h.idle_periods::BIGINT as idle_periods, h.active_hours, h.active_days,
     round(w.focus_score_avg, 2) as focus_score_avg,
     w.focus_score_min,
     w.focus_score_max,

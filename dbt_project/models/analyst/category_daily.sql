@@ -8,8 +8,7 @@ select
     k.focus_weight::DOUBLE as focus_weight,
     c.active_seconds::DOUBLE as active_seconds,
     (c.active_seconds / nullif(d.active_seconds, 0))::DOUBLE as share_of_day,
-    s.avg_focus_score::DOUBLE as focus_score_avg
+    c.focus_score_avg::DOUBLE as focus_score_avg
 from {{ ref('gld_user_category_daily') }} as c
 left join {{ ref('categories') }} as k using (category)
 left join {{ ref('gld_user_daily') }} as d using (user_id, day)
-left join {{ ref('category_stats') }} as s on s.user_id = c.user_id and s.date = c.day and s.category = c.category
