@@ -16,13 +16,15 @@ APT_PACKAGES ?= xvfb xauth xdotool x11-utils jwm dbus-daemon libx11-dev libxtst-
 AIRFLOW_ENV = eval "$$($(BIN)/python -m focuslake.airflow_env)"
 export DO_NOT_TRACK := 1
 
-.PHONY: help sysdeps setup venv native airflow-setup demo run-dags summary test test-fast bench airflow clean receiver
+.PHONY: help sysdeps setup venv native airflow-setup demo run-dags summary test test-fast bench airflow clean receiver \
+        docs docs-serve
 
 help:
 	@echo "make demo     - set up, generate $(USERS) users x $(DAYS) days, run the DAGs end to end, print gold"
 	@echo "make test     - set up and run the whole test suite"
 	@echo "make bench    - benchmarks (ratios measured side by side)"
 	@echo "make airflow  - Airflow UI on http://127.0.0.1:8080 (login required)"
+	@echo "make docs     - dbt docs as one static HTML file (make docs-serve: on http://127.0.0.1:8088)"
 
 setup: venv native airflow-setup
 
@@ -78,7 +80,7 @@ test-fast: setup
 
 # Each module prints its own side-by-side comparisons; modules not written yet are skipped.
 BENCH_MODULES ?= focuslake.bench focuslake.bench_models collectors.bench focuslake.bench_airflow \
-                 focuslake.receiver.bench focuslake.reports.bench
+                 focuslake.receiver.bench focuslake.reports.bench focuslake.bench_queries
 bench: setup
 	@for m in $(BENCH_MODULES); do \
 	  if $(BIN)/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('$$m') is None)" 2>/dev/null; \
@@ -89,6 +91,16 @@ bench: setup
 # 0600, never committed); the launcher prints where it is. PORT=8081 for another port.
 airflow: setup
 	$(BIN)/python -m focuslake.airflow_ui --no-setup $(if $(PORT),--port $(PORT))
+
+# dbt docs (models, columns, lineage) as one self-contained HTML file, generated with the in-repo
+# profile against a copy of the published warehouse of FOCUSLAKE_DATA (default data/; after
+# `make demo`: make docs FOCUSLAKE_DATA=data/demo). docs-serve serves it on 127.0.0.1 only.
+DOCS_PORT ?= 8088
+docs: venv
+	$(BIN)/python -m focuslake.docs_site build
+
+docs-serve: venv
+	$(BIN)/python -m focuslake.docs_site serve --port $(DOCS_PORT)
 
 # The ingest receiver for other machines' collectors and apps (docs/receiver.md), on
 # 127.0.0.1:8765 unless RECEIVER_ARGS says otherwise (e.g. "--host 0.0.0.0" behind a TLS proxy).

@@ -66,6 +66,11 @@ class Paths:
         return self.root / "published" / "focus.duckdb"
 
     @property
+    def exports(self) -> Path:
+        """Per-user data exports (focuslake.export): exports/<user_id>/<stamp>/."""
+        return self.root / "exports"
+
+    @property
     def truth(self) -> Path:
         """Ground truth recorded by the synthetic workload generator."""
         return self.root / "truth"

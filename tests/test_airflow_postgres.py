@@ -18,7 +18,7 @@ from focuslake.config import PROJECT_ROOT, Paths
 
 pytestmark = pytest.mark.slow
 ALL_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish", "focus_maintenance", "focus_forget_user",
-            "focus_metrics_hourly", "focus_metrics_daily", "focus_metrics_weekly", "focus_metrics_monthly"}
+            "focus_export", "focus_metrics_hourly", "focus_metrics_daily", "focus_metrics_weekly", "focus_metrics_monthly"}
 
 
 @pytest.fixture(scope="module")

@@ -43,7 +43,7 @@ from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, Paths
 pytestmark = pytest.mark.slow
 
 ALL_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish", "focus_maintenance", "focus_forget_user",
-            "focus_metrics_hourly", "focus_metrics_daily", "focus_metrics_weekly", "focus_metrics_monthly"}
+            "focus_export", "focus_metrics_hourly", "focus_metrics_daily", "focus_metrics_weekly", "focus_metrics_monthly"}
 DAILY = "focus_metrics_daily"
 RUN_TIMEOUT = 900  # seconds; a daily run takes ~45 s on a busy 2-core machine
 STATE: dict = {}  # what the ordered tests hand on: the day-by-day gold snapshot, run ids

@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 
 PIPELINE_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish"}
 METRIC_DAGS = {f"focus_metrics_{c}": c for c in ("hourly", "daily", "weekly", "monthly")}
-EXPECTED_DAGS = PIPELINE_DAGS | set(METRIC_DAGS) | {"focus_maintenance", "focus_forget_user"}
+EXPECTED_DAGS = PIPELINE_DAGS | set(METRIC_DAGS) | {"focus_maintenance", "focus_forget_user", "focus_export"}
 # upstream DAG -> the DAG its outlet asset schedules
 CHAIN = [("focus_ingest", "focus_transform"), ("focus_transform", "focus_quality"),
          ("focus_quality", "focus_publish")]
@@ -233,6 +233,30 @@ def test_maintenance_dag(dagbag):
     assert dag.get_task("maintain_warehouse").trigger_rule == "none_failed"
 
 
+def test_export_dag_runs_daily_after_the_daily_metrics_and_exports_the_previous_day(dagbag):
+    from airflow.sdk import CronDataIntervalTimetable
+
+    from focuslake.export import export_day
+
+    dag = dagbag.dags["focus_export"]
+    assert [t.task_id for t in dag.tasks] == ["export"]
+    assert isinstance(dag.timetable, CronDataIntervalTimetable) and dag.timetable.expression == "0 2 * * *"
+    assert dag.catchup is False and set(dag.params) == {"users", "format", "day"}
+    daily = dagbag.dags["focus_metrics_daily"].timetable
+    # the run for logical date 2026-11-18 02:00 starts after the daily metrics run of 2026-11-18 ...
+    (info,) = _serialized(dag).iter_dagrun_infos_between(datetime(2026, 11, 18, 2, tzinfo=UTC),
+                                                          datetime(2026, 11, 18, 2, tzinfo=UTC))
+    (metrics,) = _serialized(dagbag.dags["focus_metrics_daily"]).iter_dagrun_infos_between(
+        datetime(2026, 11, 18, tzinfo=UTC), datetime(2026, 11, 18, tzinfo=UTC))
+    assert isinstance(daily, CronDataIntervalTimetable)
+    assert info.run_after - metrics.run_after == timedelta(hours=2)
+    # ... and exports exactly the day those metrics computed
+    assert export_day(info.data_interval.start, info.run_after) == metrics.data_interval.start.date()
+    # triggered without a logical date: the UTC day before it; an explicit day wins
+    assert export_day(None, datetime(2026, 11, 19, 9, 30, tzinfo=UTC)) == date(2026, 11, 18)
+    assert export_day(info.data_interval.start, info.run_after, "2026-11-02") == date(2026, 11, 2)
+
+
 # (b) ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize(("upstream", "downstream"), CHAIN)
 def test_downstream_is_scheduled_on_exactly_the_upstream_outlet(dagbag, upstream, downstream):
@@ -253,10 +277,10 @@ def test_publish_emits_the_published_asset(dagbag):
 # (c) ------------------------------------------------------------------------------------------
 def test_warehouse_tasks_use_the_single_writer_pool(dagbag):
     """Every task that opens the DuckDB warehouse runs in the one-slot pool; every writer DAG has
-    max_active_runs=1. (Only ingest, the orphan cleanup, the no-op outlet marker and the report
-    renderers, which read the published read-only copy, do not.)"""
+    max_active_runs=1. (Only ingest, the orphan cleanup, the no-op outlet marker, the report
+    renderers and the export, which read the published read-only copy, do not.)"""
     not_touching = {("focus_ingest", "ingest"), ("focus_transform", "warehouse_built"),
-                    ("focus_maintenance", "remove_orphan_temp_files"),
+                    ("focus_maintenance", "remove_orphan_temp_files"), ("focus_export", "export"),
                     *((dag_id, "render_reports") for dag_id in REPORT_DAGS)}  # read the published copy only
     seen = 0
     for dag in dagbag.dags.values():

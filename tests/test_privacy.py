@@ -320,3 +320,19 @@ def test_unknown_hash_and_bad_id_are_clear_errors(tmp_path):
     with pytest.raises(ForgetError, match="bad user id"):
         forget_user(paths, "../etc")
     shutil.rmtree(tmp_path, ignore_errors=True)
+
+
+def test_every_table_model_says_how_retention_reaches_it():
+    """A table with rows in time declares the day each row belongs to; the rest are rebuilt by
+    retention and forget, which an incremental model cannot be (dbt_project.yml)."""
+    from focuslake.privacy.warehouse import load_manifest
+    models = [n for n in load_manifest()["nodes"].values()
+              if n["resource_type"] == "model" and n["config"]["materialized"] in ("table", "incremental")]
+    assert len(models) > 20
+    for n in models:
+        if n["config"]["materialized"] == "incremental":
+            assert n["config"]["meta"].get("retention_last_day"), n["name"]
+    dated = {n["name"] for n in models if n["config"]["meta"].get("retention_last_day")}
+    # what has no day is a rollup over all time, a team table or the app/title catalogue
+    assert {n["name"] for n in models} - dated == {"slv_app_categories", "gld_team_daily", "gld_team_retention",
+                                                    "gld_user_streaks"}

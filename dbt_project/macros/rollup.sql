@@ -6,7 +6,6 @@
   consecutive focused windows that started in it.
 #}
 {% macro user_period_rollup(grain) %}
-{% set w = var('feature_window_s') * 1000000 %}
 with hours as (
     select user_id, date_trunc('{{ grain }}', hour_start)::DATE as period_start,
            sum(active_seconds) as active_seconds, sum(focused_seconds) as focused_seconds,
@@ -14,7 +13,8 @@ with hours as (
            sum(mouse_moves) as mouse_moves, sum(mouse_distance_px) as mouse_distance_px,
            sum(input_events) as input_events, sum(context_switches) as context_switches,
            sum(idle_periods) as idle_periods,
-           count(*) filter (where active_seconds > 0) as active_hours
+           count(*) filter (where active_seconds > 0) as active_hours,
+           count(distinct cast(hour_start as DATE)) filter (where active_seconds > 0) as active_days
     from {{ ref('gld_user_hourly') }}
     group by all
 ),
@@ -34,34 +34,25 @@ sessions as (
     from {{ ref('slv_sessions') }}
     group by all
 ),
-streak_marks as (
-    select user_id, device_id, window_us, window_start, is_focused,
-           case when is_focused and lag(is_focused) over d and lag(window_us) over d = window_us - {{ w }}
-                then 0 else 1 end as starts_new
-    from {{ ref('gld_focus_scores') }}
-    window d as (partition by user_id, device_id order by window_us)
-),
-streaks as (
-    select user_id, date_trunc('{{ grain }}', min(window_start))::DATE as period_start,
-           count(*) * {{ var('feature_window_s') }} / 60.0 as streak_minutes
-    from (select *, sum(starts_new) over (partition by user_id, device_id order by window_us
-                                          rows unbounded preceding) as streak_id
-          from streak_marks)
-    where is_focused
-    group by user_id, device_id, streak_id
-),
 longest as (
-    select user_id, period_start, max(streak_minutes) as longest_focus_streak_minutes
-    from streaks group by all
+    -- focus streaks (gld_focus_streaks) attributed to the period they started in
+    select user_id, date_trunc('{{ grain }}', streak_start)::DATE as period_start,
+           max(minutes) as longest_focus_streak_minutes
+    from {{ ref('gld_focus_streaks') }}
+    group by all
 )
 select
     h.user_id,
     h.period_start,
     round(h.active_seconds, 6)::DOUBLE as active_seconds,
     round(h.focused_seconds, 6)::DOUBLE as focused_seconds,
-    h.keystrokes, h.clicks, h.wheel_events, h.mouse_moves,
+    -- sums of BIGINT counts are HUGEINT in DuckDB: back to BIGINT (Parquet has no 128-bit
+    -- integer; DuckDB writes HUGEINT there as DOUBLE)
+    h.keystrokes::BIGINT as keystrokes, h.clicks::BIGINT as clicks,
+    h.wheel_events::BIGINT as wheel_events, h.mouse_moves::BIGINT as mouse_moves,
     round(h.mouse_distance_px, 6)::DOUBLE as mouse_distance_px,
-    h.input_events, h.context_switches, h.idle_periods, h.active_hours,
+    h.input_events::BIGINT as input_events, h.context_switches::BIGINT as context_switches,
+    h.idle_periods::BIGINT as idle_periods, h.active_hours, h.active_days,
     round(w.focus_score_avg, 2) as focus_score_avg,
     w.focus_score_min,
     w.focus_score_max,

@@ -179,12 +179,12 @@ select
     mouse_click_count,
     -- context switches
     context_switches_30s,
-    sum(context_switches_30s) over five_min as context_switches_5min,
+    (sum(context_switches_30s) over five_min)::BIGINT as context_switches_5min,
     coalesce((window_us + {{ w }} - app_run_start_us) // 1000000, 0)::BIGINT as time_in_current_app,
     unique_apps_5min,
     -- idle
     idle_time_30s,
-    sum(idle_events_30s) over five_min as idle_event_count_5min,
+    (sum(idle_events_30s) over five_min)::BIGINT as idle_event_count_5min,
     longest_active_stretch_5min,
     active_seconds,
     -- window
