@@ -356,8 +356,11 @@ class Collector:
             step = c.window.heartbeat_seconds * 1_000_000
             while self.next_hb <= due:
                 t = self.next_hb
+                # only after the window's change sample: under load the X thread may report the
+                # first window after a grid point has passed, which must not get a heartbeat
+                # dated before the window was known
                 if (not self.locked and self.asleep_since is None and self.win is not None
-                        and self._last_change_ts != t):
+                        and self._last_change_ts is not None and t > self._last_change_ts):
                     self._window_row(t, "heartbeat")
                 self.next_hb = max(t + step, _next_grid(due, step))
         if self.counter is not None:
