@@ -484,10 +484,10 @@ class Collector:
             self._handle(item)
         self._check_suspend()            # first: no heartbeat or sample dated inside a sleep
         self._records()
+        if now >= self._next_consent_check:   # before the ticks: a withdrawal seen stops this round's rows
+            self._refresh_consent(now)
         self._idle(now)
         self._ticks(now)
-        if now >= self._next_consent_check:
-            self._refresh_consent(now)
         if self.native is not None and now >= self._next_native_poll and self.sinks["events"].consented:
             self.native.poll()
             self._next_native_poll = now + 2_000_000
