@@ -237,7 +237,8 @@ def _write_partitions(con, lake: Path, batch: _Batch) -> int:
         if prepared is not None and not sources:
             tmp = prepared
         elif prepared is not None:  # its kept old rows are in the prepared file already
-            sources = [f"SELECT * FROM read_parquet('{_sql_str(prepared.as_posix())}')", *sources]
+            sources = [f"SELECT * FROM read_parquet('{_sql_str(prepared.as_posix())}', hive_partitioning=false)",
+                       *sources]
             _write_sql_partition(con, sources, None, tmp, redo, lake_schema(stream))
             prepared.unlink()
         elif all(isinstance(src, pa.Table) for src in sources):
@@ -567,9 +568,7 @@ def _may_fire(rule: _Rule, st: dict | None, sql_type: str) -> bool:
     """False only when the exact column statistics of a written file prove that `rule` fires
     on none of its rows (with the SQL path's semantics: NULLs fire only "null", NaN is above
     every number)."""
-    if rule.kind == "notin":
-        return True  # not decidable from min/max: the single pass checks it per row
-    if st is None:
+    if rule.kind == "notin" or st is None:  # accepted values: not decidable from min/max
         return True
     try:
         values, nulls = int(st["num_values"]), int(st["null_count"])
@@ -589,10 +588,11 @@ def _may_fire(rule: _Rule, st: dict | None, sql_type: str) -> bool:
 
 
 def _single_pass_doubt(stream: CsvStream, rules: list[_Rule], stats: dict, day: str) -> str | None:
-    """Why the written file is not proven good, or None."""
+    """Why the written file is not proven good, or None. (Accepted-values rules were checked per
+    row during the pass: a violation aborted it.)"""
     types = {c.name: c.sql_type for c in stream.columns}
     for r in rules:
-        if _may_fire(r, stats.get(f'"{r.column}"'), types[r.column]):
+        if r.kind != "notin" and _may_fire(r, stats.get(f'"{r.column}"'), types[r.column]):
             return f"a row may break: {r.reason}"
     ts = stats.get('"ts_us"', {})
     lo, hi = _stat_number(ts, "min", "BIGINT"), _stat_number(ts, "max", "BIGINT")
@@ -640,7 +640,7 @@ def csv_single_pass(con, lake: Path, stream: CsvStream, segs: list[Segment], hea
         schema = lake_schema(stream.name)
         cast = ", ".join(f'CAST("{f.name}" AS {_ARROW_TO_SQL[f.type]}) AS "{f.name}"' for f in schema)
         params["redo"] = sorted(batch.segments[(stream.name, user, device)])
-        query = (f"SELECT {cast} FROM read_parquet('{_sql_str(target.as_posix())}') "
+        query = (f"SELECT {cast} FROM read_parquet('{_sql_str(target.as_posix())}', hive_partitioning=false) "
                  f"WHERE NOT list_contains($redo, segment_id) UNION ALL {query}")
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -666,8 +666,9 @@ def csv_single_pass(con, lake: Path, stream: CsvStream, segs: list[Segment], hea
     ts = ts_seg["ts_us"].to_numpy()
     if len(ts) > 1 and not (ts[1:] >= ts[:-1]).all():  # rare: rows not in time order
         tmp2 = tmp.with_name(tmp.name + "-sorted")
-        con.execute(f"COPY (SELECT * FROM read_parquet('{_sql_str(tmp.as_posix())}') ORDER BY ts_us) "
-                    f"TO '{_sql_str(tmp2.as_posix())}' (FORMAT parquet, COMPRESSION zstd, COMPRESSION_LEVEL 1)")
+        con.execute(f"COPY (SELECT * FROM read_parquet('{_sql_str(tmp.as_posix())}', hive_partitioning=false) "
+                    f"ORDER BY ts_us) TO '{_sql_str(tmp2.as_posix())}' (FORMAT parquet, COMPRESSION zstd, "
+                    "COMPRESSION_LEVEL 1)")
         os.replace(tmp2, tmp)
     for s in segs:
         batch.touch(s)
