@@ -167,7 +167,7 @@ def runs(tmp_path_factory):
         out["single"].append(ingest_landing(single, now_us=NOW))
         out["two"].append(ingest_landing(two, now_us=NOW, csv_single_pass=False))
         out.setdefault("state", []).append(tuple((lake_state(p), ledger(p), rejects(p)) for p in (single, two)))
-    out["paths"] = single
+    out["paths"], out["paths_two"] = single, two
     return out
 
 
@@ -201,6 +201,11 @@ def test_single_pass_gives_the_same_lake_ledger_and_quarantine(runs, rnd):
     assert lake1.keys() == lake2.keys()
     for part in lake1:
         assert lake1[part] == lake2[part], part
+        files = [p.lake / part for p in (runs["paths"], runs["paths_two"])]
+        # names and types (DuckDB marks a column "required" wherever it knows there is no NULL,
+        # on either path)
+        a, b = ([(f.name, f.type) for f in pq.read_schema(x)] for x in files)
+        assert a == b, part
         ts = [int(r["ts_us"]) for r in lake1[part]]
         assert ts == sorted(ts), f"{part} not in time order"
 
