@@ -5,7 +5,10 @@ For each sealed segment not yet in the ledger:
   * a file whose checksum was already processed is a no-op ("duplicate");
   * binary segments are validated (header, footer, count, CRC-32) and decoded in one
     vectorised numpy view; CSV segments are checked against focuslake.schemas and parsed by
-    DuckDB (typed, with per-line reject reasons);
+    DuckDB (typed, strict). A partition whose new CSV segments are all good is parsed,
+    validated and written in one pass (csv_single_pass: nothing bad is proven from the written
+    file's exact column statistics); any doubt sends its segments to the two-pass path
+    (decode_csv_group: per-line reject reasons, every bad row explained);
   * bad rows go to quarantine/rows/<segment>.rejects.parquet with their reason and raw text;
     bad files move whole to quarantine/files/<segment> with <segment>.reason.json;
   * good rows are merged into lake/<stream>/date=YYYY-MM-DD/<user_id>~<device_id>.parquet:
@@ -617,7 +620,7 @@ def csv_single_pass(con, lake: Path, stream: CsvStream, segs: list[Segment], hea
 
     user, device = segs[0].user_id, segs[0].device_id
     target = partition_path(lake, stream.name, day, user, device)
-    tmp = target.with_name(f".{target.name}.single-{os.getpid()}")
+    tmp = target.with_name(f".{target.name}.single.tmp-{os.getpid()}")  # maintenance removes orphans
     types = {c.name: c.sql_type for c in stream.columns}
     columns = "{" + ", ".join(f"'{h}': '{types[h]}'" for h in header) + "}"
     cols = ", ".join(f'"{c}"' for c in stream.names)
@@ -671,7 +674,7 @@ def csv_single_pass(con, lake: Path, stream: CsvStream, segs: list[Segment], hea
         return False
     ts = ts_seg["ts_us"].to_numpy()
     if len(ts) > 1 and not (ts[1:] >= ts[:-1]).all():  # rare: rows not in time order
-        tmp2 = tmp.with_name(tmp.name + "-sorted")
+        tmp2 = target.with_name(f".{target.name}.sorted.tmp-{os.getpid()}")
         con.execute(f"COPY (SELECT * FROM read_parquet('{_sql_str(tmp.as_posix())}', hive_partitioning=false) "
                     f"ORDER BY ts_us) TO '{_sql_str(tmp2.as_posix())}' (FORMAT parquet, COMPRESSION zstd, "
                     "COMPRESSION_LEVEL 1)")

@@ -88,10 +88,12 @@ def cases() -> list[tuple[str, str, str, bool]]:
 CASES = cases()
 
 
-def put(paths: Paths, stream: str, device: str, name: str, lines: list[str], user="alice", day=DAY):
+def put(paths: Paths, stream: str, device: str, name: str, lines: list[str], user="alice", day=DAY,
+        reverse_columns=False):
     p = paths.landing / stream / user / device / day / f"{stream}-{name}.csv"
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text("\n".join([",".join(CSV_STREAMS[stream].names), *lines]) + "\n")
+    rows = [CSV_STREAMS[stream].names, *(ln.split(",") for ln in lines)]
+    p.write_text("\n".join(",".join(r[::-1] if reverse_columns else r) for r in rows) + "\n")
     return p
 
 
@@ -105,8 +107,14 @@ def first_landing(paths: Paths) -> None:
         t = T0 + k * 3600 * S
         rows = [line(sm, t + j * 5 * S) for j in range(4)]
         put(paths, "system_metrics", "multi", f"{k:04d}", rows[::-1] if k == 1 else rows)
-    # a segment dated DAY whose last rows are past midnight: two partitions, two passes
+    # a segment dated DAY whose last rows are past midnight: two partitions, two passes; the next
+    # day's own segment takes the single pass, and the two-pass rows are merged into its file
     put(paths, "system_metrics", "midnight", "0000", [line(sm, MIDNIGHT - 5 * S), line(sm, MIDNIGHT + 5 * S)])
+    put(paths, "system_metrics", "midnight", "0001", [line(sm, MIDNIGHT + 60 * S), line(sm, MIDNIGHT + 65 * S)],
+        day="2025-11-17")
+    # the header's columns in another order (allowed): single pass
+    put(paths, "input_counts", "reordered", "0000", [line(CSV_STREAMS["input_counts"], T0 + j * S) for j in range(3)],
+        reverse_columns=True)
     # consent withdrawn for part of DAY: two passes, the rows in the gap dropped
     put(paths, "system_metrics", "lap1", "0000", [line(sm, T0 + j * 5 * S) for j in range(10)], user="carol")
 
@@ -182,8 +190,9 @@ def test_every_rule_broken_once_is_caught_and_good_odd_values_kept(runs):
 def test_only_partitions_without_doubt_take_the_single_pass(runs):
     first, second = runs["single"][0], runs["single"][1]
     kept_cases = sum(kept for *_, kept in CASES)
-    # all-good and odd-but-good cases, and the three segments of the multi-segment partition
-    assert first["csv_segments_single_pass"] == kept_cases + 3
+    # all-good and odd-but-good cases, the three segments of the multi-segment partition, the
+    # next day's segment beside the one crossing midnight, the reordered header
+    assert first["csv_segments_single_pass"] == kept_cases + 3 + 1 + 1
     # round two: the multi partition (a new and a re-landed segment) and the fixed case segment
     assert second["csv_segments_single_pass"] == 3
     assert runs["two"][0]["csv_segments_single_pass"] == runs["two"][1]["csv_segments_single_pass"] == 0
@@ -228,6 +237,12 @@ def test_consent_gap_and_midnight_rows_handled_by_the_two_passes(runs):
     assert (carol["rows_read"], carol["rows_written"], carol["rows_no_consent"]) == (10, 8, 2)
     assert sorted(p for p in lake if "alice~midnight" in p) == [
         "system_metrics/date=2025-11-16/alice~midnight.parquet", "system_metrics/date=2025-11-17/alice~midnight.parquet"]
+    next_day = lake["system_metrics/date=2025-11-17/alice~midnight.parquet"]
+    assert [(int(r["ts_us"]), r["segment_id"][-8:]) for r in next_day] == [
+        (MIDNIGHT + 5 * S, "0000.csv"), (MIDNIGHT + 60 * S, "0001.csv"), (MIDNIGHT + 65 * S, "0001.csv")]
+    reordered = lake[f"input_counts/date={DAY}/alice~reordered.parquet"]
+    assert [int(r["ts_us"]) for r in reordered] == [T0, T0 + S, T0 + 2 * S]
+    assert {r["bucket_s"] for r in reordered} == {1}
 
 
 def test_lake_readable_with_hive_partitioning_and_nan_kept_where_no_maximum(runs):
