@@ -205,6 +205,7 @@ def test_only_partitions_without_doubt_take_the_single_pass(runs):
 @pytest.mark.parametrize("rnd", [0, 1])
 def test_single_pass_gives_the_same_lake_ledger_and_quarantine(runs, rnd):
     (lake1, led1, rej1), (lake2, led2, rej2) = runs["state"][rnd]
+    assert not list(runs["paths"].lake.rglob(".*.tmp-*")), "a declined single pass left its temp file"
     assert led1 == led2
     assert rej1 == rej2
     assert lake1.keys() == lake2.keys()
@@ -252,3 +253,34 @@ def test_lake_readable_with_hive_partitioning_and_nan_kept_where_no_maximum(runs
     assert n == 1
     assert not any(math.isnan(v) for (v,) in duckdb.execute(
         f"SELECT cpu_percent FROM read_parquet('{p.lake}/system_metrics/*/*.parquet')").fetchall())
+
+
+def test_crash_before_the_ledger_is_redone_to_the_same_lake(tmp_path, monkeypatch):
+    """Partitions renamed into place, then a crash before the ledger commit: the rerun redoes
+    the segments (old rows of the same segments replaced, not duplicated) and gives the lake
+    of a run that never crashed."""
+    from focuslake import ledger as ledger_mod
+
+    sm = CSV_STREAMS["system_metrics"]
+    lakes = []
+    for crash in (False, True):
+        paths = Paths(tmp_path / f"crash{int(crash)}").ensure()
+        put(paths, "system_metrics", "lap1", "0000", [line(sm, T0 + j * S) for j in range(5)])
+        ingest_landing(paths, now_us=NOW)  # an earlier segment already in the partition
+        for k in (1, 2):
+            put(paths, "system_metrics", "lap1", f"{k:04d}", [line(sm, T0 + (10 * k + j) * S) for j in range(5)])
+        if crash:
+            def boom(self, entries):
+                raise RuntimeError("simulated crash before the ledger commit")
+            monkeypatch.setattr(ledger_mod.Ledger, "record", boom)
+            with pytest.raises(RuntimeError):
+                ingest_landing(paths, now_us=NOW)
+            assert sum(len(v) for v in lake_state(paths).values()) == 15  # written, not recorded
+            monkeypatch.undo()
+        s = ingest_landing(paths, now_us=NOW)
+        assert (s["segments_ingested"], s["csv_segments_single_pass"], s["rows_written"]) == (2, 2, 10)
+        assert not list(paths.lake.rglob(".*.tmp-*")), "no temp file left behind"
+        lakes.append(lake_state(paths))
+    assert lakes[0] == lakes[1]
+    (rows,) = lakes[0].values()
+    assert [int(r["ts_us"]) for r in rows] == [T0 + j * S for j in (0, 1, 2, 3, 4, 10, 11, 12, 13, 14, 20, 21, 22, 23, 24)]
