@@ -415,7 +415,7 @@ class _Rule:
     """One declared constraint of a CSV stream: a row is bad when it fires. `kind` is "null"
     (required value missing), "below" (< lo), "above" (> hi), "outside" (< lo or > hi) or
     "notin" (not one of `values`). The same rules are evaluated per row in SQL (`sql`) and, on
-    the single-pass path, over a written file's exact column statistics (`_stats_fire`)."""
+    the single-pass path, over a written file's exact column statistics (`_may_fire`)."""
     column: str
     kind: str
     reason: str
@@ -560,11 +560,14 @@ def _sql_str(v: str) -> str:
 # day, denied consent on that day, inexact statistics, a NaN -- throws the attempt away and the
 # partition's segments take the two-pass path (decode_csv_group), which finds, explains and
 # quarantines every bad row.
-def _stat_number(st: dict, key: str, sql_type: str):
+def _stat_number(st: dict, key: str, sql_type: str) -> float | None:
+    """An exact numeric min/max from COPY ... RETURN_STATS, else None (nothing proven)."""
     if st.get(key) is None or st.get(f"{key}_is_exact") != "true":
         return None
-    v = st[key]
-    return int(v) if sql_type in ("BIGINT", "INTEGER") else float(v)
+    try:
+        return int(st[key]) if sql_type in ("BIGINT", "INTEGER") else float(st[key])
+    except ValueError:
+        return None
 
 
 def _may_fire(rule: _Rule, st: dict | None, sql_type: str) -> bool:
