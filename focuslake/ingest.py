@@ -29,6 +29,7 @@ import shutil
 import time
 import uuid
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date as Date
 from pathlib import Path
@@ -204,12 +205,18 @@ def _day_str(day_number) -> str:
 
 def init_lake(lake: Path) -> None:
     """Write a zero-row Parquet file per stream under lake/_schemas/ so readers (dbt's
-    lake_scan macro) know every stream's columns even before its first segment lands."""
+    lake_scan macro) know every stream's columns even before its first segment lands. Missing
+    or outdated files are written side by side (each atomically, with its own fsync): on a new
+    data root the six fsyncs then wait together instead of one after another."""
+    todo = []
     for stream in (BINARY_STREAM, *CSV_STREAMS):
         target = lake / "_schemas" / f"{stream}.parquet"
         schema = lake_schema(stream)
         if not target.exists() or pq.read_schema(target) != schema:
-            write_parquet_atomic(schema.empty_table(), target)
+            todo.append((schema, target))
+    if todo:
+        with ThreadPoolExecutor(len(todo)) as pool:
+            list(pool.map(lambda st: write_parquet_atomic(st[0].empty_table(), st[1]), todo))
 
 
 def partition_path(lake: Path, stream: str, day: str, user_id: str, device_id: str) -> Path:
