@@ -25,6 +25,7 @@ from pathlib import Path
 from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, PROJECT_ROOT
 
 PY = sys.executable
+OUT = PROJECT_ROOT / "benchmarks" / "out"
 DBT = str(Path(sys.executable).with_name("dbt"))
 # Runs a command and prints its own children's peak RSS (KiB) last: per-step memory.
 _MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
@@ -32,13 +33,24 @@ _MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);
 
 
 def step(name: str, cmd: list[str], env: dict, cwd: Path = PROJECT_ROOT) -> dict:
+    if cmd[0] == DBT:  # dbt's own per-node timings, kept per step (the profile behind the figures)
+        cmd = [*cmd, "--target-path", str(OUT / "target" / re.sub(r"\W+", "_", name).strip("_"))]
     t0 = time.perf_counter()
-    r = subprocess.run([PY, "-c", _MEASURE, *cmd], env=env, cwd=cwd, capture_output=True, text=True)
+    r = subprocess.run([PY, "-c", _MEASURE, *cmd], check=False, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if r.returncode:
         raise SystemExit(f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     rss = int(re.findall(r"maxrss_kib (\d+)", r.stdout)[-1])
     return {"step": name, "seconds": round(seconds, 1), "peak_rss_mb": round(rss / 1024)}
+
+
+def slowest_nodes(step_name: str, n: int = 12) -> list[tuple[str, float]]:
+    """The step's slowest dbt nodes (models and tests), from its run_results.json."""
+    f = OUT / "target" / re.sub(r"\W+", "_", step_name).strip("_") / "run_results.json"
+    if not f.exists():
+        return []
+    rows = [(r["unique_id"].split(".", 2)[-1], r["execution_time"]) for r in json.loads(f.read_text())["results"]]
+    return sorted(rows, key=lambda r: -r[1])[:n]
 
 
 def segment_start(p: Path) -> str:
@@ -85,13 +97,18 @@ def main(argv=None) -> int:
           f"{args.users} users x {args.days} days from {start} (held back: {n_held} segments of hour {last_hour})")
     for r in results:
         print(f"  {r['step']:<36} {r['seconds']:8.1f} s   peak RSS {r['peak_rss_mb']:6d} MB")
+    for r in results:
+        if nodes := slowest_nodes(r["step"]):
+            total = sum(t for _, t in slowest_nodes(r["step"], 10**6))
+            print(f"  {r['step']}: dbt node time {total:.1f} s (2 threads), slowest: "
+                  + ", ".join(f"{name} {t:.1f}" for name, t in nodes))
+            r["slowest_nodes"] = nodes
     print(f"full landing->gold {t_full:.1f} s (goal <= 300 s: {'PASS' if t_full <= 300 else 'MISS'}), "
           f"peak RSS {rss} MB (goal <= 4096: {'PASS' if rss <= 4096 else 'MISS'})")
     print(f"incremental hourly run {t_incr:.1f} s = {t_incr / t_full:.0%} of the full build "
           f"(goal <= 10 %: {'PASS' if t_incr <= 0.1 * t_full else 'MISS'})")
-    out = PROJECT_ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "models.json").write_text(json.dumps({"results": results, "full_s": t_full, "incremental_s": t_incr},
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "models.json").write_text(json.dumps({"results": results, "full_s": t_full, "incremental_s": t_incr},
                                                 indent=2))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)
