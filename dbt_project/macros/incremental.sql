@@ -29,6 +29,7 @@ create table if not exists audit.dbt_incremental_log (
 create table if not exists audit.dbt_incremental_restart (
     model VARCHAR, kind VARCHAR, user_id VARCHAR, device_id VARCHAR, from_us BIGINT,
     ingested_through_us BIGINT, compiled_at TIMESTAMP);
+alter table audit.dbt_incremental_log add column if not exists invocation_id VARCHAR;
 {% endmacro %}
 
 {#- Drop log rows every incremental model has consumed (each model's last marker stays). -#}
@@ -149,11 +150,12 @@ where logged_at < (select min(last) from (
                                      ~ "in dbt_project.yml: retention could only rebuild it, and it is not rebuilt") }}
 {% endif %}
 insert into audit.dbt_incremental_log
-select model, kind, user_id, device_id, from_us, null, compiled_at
+  (model, kind, user_id, device_id, from_us, ingested_through_us, logged_at, invocation_id)
+select model, kind, user_id, device_id, from_us, null, compiled_at, '{{ invocation_id }}'
 from audit.dbt_incremental_restart
 where model = '{{ this.identifier }}' and kind in ('change', 'all')
 union all
-select model, 'marker', null, null, null, ingested_through_us, compiled_at
+select model, 'marker', null, null, null, ingested_through_us, compiled_at, '{{ invocation_id }}'
 from audit.dbt_incremental_restart
 where model = '{{ this.identifier }}' and kind = 'marker'
 {% endif %}
@@ -188,5 +190,78 @@ where model = '{{ this.identifier }}' and kind = 'marker'
   {%- if inc -%}
   join {{ incr_restart() }} as ctx
     on ctx.user_id = {{ alias }}.user_id {% if by_device %}and ctx.device_id = {{ alias }}.device_id {% endif %}and ({{ cond }})
+  {%- endif -%}
+{%- endmacro %}
+
+{#-
+  Tests on large tables check, in an incremental build, only the rows this build rebuilt: the
+  rows of `model`'s restart points logged by this invocation (their device's rows from the
+  point on, `order` being the rows' microsecond expression). Whole relation when the model was
+  rebuilt whole, or not built in this invocation (`dbt test` alone checks everything).
+-#}
+{% macro incr_scope(relation, model, order, key=['user_id', 'device_id']) -%}
+  {%- set whole = true -%}
+  {%- if execute -%}
+    {%- set n = run_query("select count(*) filter (where kind = 'marker'), count(*) filter (where kind = 'all') "
+                          ~ "from audit.dbt_incremental_log where model = '" ~ model ~ "' and invocation_id = '"
+                          ~ invocation_id ~ "'").rows[0] -%}
+    {%- set whole = n[0] == 0 or n[1] > 0 -%}
+  {%- endif -%}
+  {%- if whole -%}{{ relation }}{%- else -%}
+  (select * from {{ relation }} as scoped
+   where exists (select 1 from audit.dbt_incremental_log as l
+                 where l.model = '{{ model }}' and l.kind = 'change' and l.invocation_id = '{{ invocation_id }}'
+                   {% for k in key %}and l.{{ k }} = scoped.{{ k }} {% endfor %}and ({{ order }}) >= l.from_us))
+  {%- endif -%}
+{%- endmacro %}
+
+{#-
+  Tests on a bronze view of a lake stream check, in an incremental `dbt build`, the rows of the
+  segments ingested since `model` (the incremental model reading the stream) last consumed the
+  lake -- what this build rebuilds from -- from their device's partition on. Whole relation in
+  any other command, or when `model` has no watermark yet.
+-#}
+{% macro incr_lake_points(model, stream) -%}
+  {%- set mark = none -%}
+  {%- if execute and flags.WHICH == 'build' and not flags.FULL_REFRESH -%}
+    {%- set mark = run_query("select max(ingested_through_us) from audit.dbt_incremental_log where model = '" ~ model
+                             ~ "' and kind = 'marker' and invocation_id is distinct from '" ~ invocation_id ~ "'"
+                            ).columns[0].values()[0] -%}
+  {%- endif -%}
+  {{ return(none if mark is none else lake_changes([stream], mark)) }}
+{%- endmacro %}
+
+{% macro incr_scope_lake(relation, model, stream, order='ts_us') -%}
+  {%- set points = incr_lake_points(model, stream) -%}
+  {%- if points is none -%}{{ relation }}{%- else -%}
+  (select * from {{ relation }} as scoped
+   where exists (select 1 from ({{ points }}) as l
+                 where l.user_id = scoped.user_id and l.device_id = scoped.device_id and ({{ order }}) >= l.from_us))
+  {%- endif -%}
+{%- endmacro %}
+
+{#- Generic tests on an incremental model run on incr_scope of it (the rows this build rebuilt);
+    on a bronze view whose meta names `rebuilt_by`/`rebuilt_stream`, on incr_scope_lake of it.
+    `where` works as in dbt. -#}
+{% macro get_where_subquery(relation) -%}
+  {%- set where = config.get('where', '') -%}
+  {%- set rel = relation -%}
+  {%- set parent = graph.nodes.get(model.get('attached_node') or '') if execute else none -%}
+  {%- if parent -%}
+    {%- set pmeta = parent.config.meta or {} -%}
+    {%- if parent.config.materialized == 'incremental' and parent.config.incremental_strategy == 'restart' -%}
+      {%- set rel = incr_scope(relation, parent.alias or parent.name, pmeta['restart_order'],
+                               pmeta.get('restart_key', ['user_id', 'device_id'])) -%}
+    {%- elif pmeta.get('rebuilt_by') -%}
+      {%- set rel = incr_scope_lake(relation, pmeta['rebuilt_by'], pmeta['rebuilt_stream'],
+                                    pmeta.get('rebuilt_order', 'ts_us')) -%}
+    {%- endif -%}
+  {%- endif -%}
+  {%- set rel = rel | string -%}
+  {%- set aliased = rel ~ " dbt_subquery" if rel.strip().startswith("(select") else rel -%}
+  {%- if where -%}
+    {%- do return("(select * from " ~ aliased ~ " where " ~ where ~ ") dbt_subquery") -%}
+  {%- else -%}
+    {%- do return(aliased) -%}
   {%- endif -%}
 {%- endmacro %}
