@@ -228,14 +228,23 @@ where model = '{{ this.identifier }}' and kind = 'marker'
                              ~ "' and kind = 'marker' and invocation_id is distinct from '" ~ invocation_id ~ "'"
                             ).columns[0].values()[0] -%}
   {%- endif -%}
-  {{ return(none if mark is none else lake_changes([stream], mark)) }}
+  {%- if mark is none -%}{{ return(none) }}{%- endif -%}
+  {#- as literals: the scan of the stream is then pruned to the partitions from the earliest one -#}
+  {%- set rows = run_query(lake_changes([stream], mark)).rows -%}
+  {%- set values = [] -%}
+  {%- for r in rows -%}{%- do values.append("('" ~ r[0] ~ "', '" ~ r[1] ~ "', " ~ r[2] ~ ")") -%}{%- endfor -%}
+  {%- if not values -%}{%- do values.append("(null, null, null)") -%}{%- endif -%}
+  {%- set lo = rows | map(attribute=2) | min if rows else 253402214400000000 -%}
+  {{ return({'sql': "select * from (values " ~ values | join(", ") ~ ") as v(user_id, device_id, from_us)",
+             'min_day': "make_timestamp(" ~ lo ~ ")::DATE"}) }}
 {%- endmacro %}
 
 {% macro incr_scope_lake(relation, model, stream, order='ts_us') -%}
   {%- set points = incr_lake_points(model, stream) -%}
   {%- if points is none -%}{{ relation }}{%- else -%}
   (select * from {{ relation }} as scoped
-   where exists (select 1 from ({{ points }}) as l
+   where scoped.date >= {{ points.min_day }}
+     and exists (select 1 from ({{ points.sql }}) as l
                  where l.user_id = scoped.user_id and l.device_id = scoped.device_id and ({{ order }}) >= l.from_us))
   {%- endif -%}
 {%- endmacro %}

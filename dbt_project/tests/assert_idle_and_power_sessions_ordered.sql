@@ -17,7 +17,7 @@ seq as (
     union all  -- incremental build: the rebuilt rows, after each device's last idle event before them
     select e.user_id, e.device_id, e.ts, e.ts_us, e.event_type::VARCHAR, 'idle'
     from {{ ref('slv_events') }} as e
-    join ({{ points }}) as l
+    join ({{ points.sql }}) as l
       on l.user_id = e.user_id and l.device_id = e.device_id and e.ts_us < l.from_us
     where e.event_type in (10, 11)
     qualify row_number() over (partition by e.user_id, e.device_id order by e.ts_us desc, e.event_type desc) = 1
