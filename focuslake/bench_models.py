@@ -4,9 +4,12 @@ incremental, side by side in one run (issue 5's goals: full build <= 5 min with 
 
 The workload ends yesterday (the ingest rejects timestamps beyond the clock's skew bound). The
 last hour of segments is held back; the full build ingests and builds everything else from
-scratch; then that hour lands and the incremental run (ingest + `dbt build`, whose event models
-rebuild only the dates that received new segments) is timed. Each step runs in its own process
-and reports its own peak RSS.
+scratch; then that hour lands and the incremental run (ingest + `dbt build`, whose incremental
+models rebuild each device from the start of the day that received new segments, looking back
+to any row reaching into it: docs/incremental.md) is timed. Each step runs in its own process
+and reports its own peak RSS; both builds share one dbt target dir (the hourly run parses
+partially, as in the DAGs), and each build's dbt timings are kept in
+benchmarks/out/run_results-<step>.json (the slowest nodes are printed).
 """
 from __future__ import annotations
 
@@ -33,20 +36,27 @@ _MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);
 
 
 def step(name: str, cmd: list[str], env: dict, cwd: Path = PROJECT_ROOT) -> dict:
-    if cmd[0] == DBT:  # dbt's own per-node timings, kept per step (the profile behind the figures)
-        cmd = [*cmd, "--target-path", str(OUT / "target" / re.sub(r"\W+", "_", name).strip("_"))]
+    if cmd[0] == DBT:  # one target dir for both builds (an hourly run parses partially, as in the DAGs)
+        cmd = [*cmd, "--target-path", str(OUT / "target")]
     t0 = time.perf_counter()
     r = subprocess.run([PY, "-c", _MEASURE, *cmd], check=False, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if r.returncode:
         raise SystemExit(f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     rss = int(re.findall(r"maxrss_kib (\d+)", r.stdout)[-1])
+    if cmd[0] == DBT:  # dbt's own per-node timings, kept per step (the profile behind the figures)
+        shutil.copyfile(OUT / "target" / "run_results.json", _run_results(name))
     return {"step": name, "seconds": round(seconds, 1), "peak_rss_mb": round(rss / 1024)}
+
+
+def _run_results(step_name: str) -> Path:
+    slug = re.sub(r"\W+", "_", step_name).strip("_")
+    return OUT / f"run_results-{slug}.json"
 
 
 def slowest_nodes(step_name: str, n: int = 12) -> list[tuple[str, float]]:
     """The step's slowest dbt nodes (models and tests), from its run_results.json."""
-    f = OUT / "target" / re.sub(r"\W+", "_", step_name).strip("_") / "run_results.json"
+    f = _run_results(step_name)
     if not f.exists():
         return []
     rows = [(r["unique_id"].split(".", 2)[-1], r["execution_time"]) for r in json.loads(f.read_text())["results"]]

@@ -175,13 +175,12 @@ where model = '{{ this.identifier }}' and kind = 'marker'
   {%- set order = meta['restart_order'] -%}
   {%- set cols = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
   {%- set m = target.identifier -%}
+  delete from {{ target }}
+  where exists (select 1 from audit.dbt_incremental_restart where model = '{{ m }}' and kind = 'all');
   delete from {{ target }} as t
-  where exists (select 1 from audit.dbt_incremental_restart as r
-                where r.model = '{{ m }}' and r.kind = 'all')
-     or exists (select 1 from audit.dbt_incremental_restart as r
-                where r.model = '{{ m }}' and r.kind = 'change'
-                  {% for k in key %}and r.{{ k }} = t.{{ k }} {% endfor %}
-                  and ({{ order }}) >= r.from_us);
+  using audit.dbt_incremental_restart as r
+  where r.model = '{{ m }}' and r.kind = 'change'
+    {% for k in key %}and r.{{ k }} = t.{{ k }} {% endfor %}and ({{ order }}) >= r.from_us;  {#- order: a column of the target (not of r) -#}
   insert into {{ target }} ({{ cols }}) select {{ cols }} from {{ source }}
 {% endmacro %}
 

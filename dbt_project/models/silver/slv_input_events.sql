@@ -19,13 +19,14 @@ src as (
     where e.is_input
     {% if inc %}
       and e.ts_us >= {{ r.min_from_us }}
-    union all  -- each rebuilt device's last move before its restart
-    select t.user_id, t.device_id, null, t.ts_us, 3, null, null, t.x, t.y, null, null, null, true
-    from {{ this }} as t
-    join {{ incr_restart() }} as r
-      on r.user_id = t.user_id and r.device_id = t.device_id and t.ts_us < r.from_us
-    where t.event_type = 3
-    qualify row_number() over (partition by t.user_id, t.device_id order by t.ts_us desc, t.x desc, t.y desc) = 1
+    union all  -- each rebuilt device's last move before its restart (last in the window's order)
+    select user_id, device_id, null, lm.ts_us, 3, null, null, lm.x, lm.y, null, null, null, true
+    from (select t.user_id, t.device_id, max({'ts_us': t.ts_us, 'x': t.x, 'y': t.y}) as lm
+          from {{ this }} as t
+          join {{ incr_restart() }} as r
+            on r.user_id = t.user_id and r.device_id = t.device_id and t.ts_us < r.from_us
+          where t.event_type = 3
+          group by t.user_id, t.device_id)
     {% endif %}
 ),
 measured as (
