@@ -127,21 +127,45 @@ stretches as (  -- input-active stretches: between consecutive idle periods (and
     group by all
     having max_by(end_us, start_us) is not null
 ),
+-- The 5-minute features join each window to the stretches and intervals overlapping the 5
+-- minutes before its end. As equi-joins: on the 5-minute buckets both touch (a window's 5
+-- minutes touch at most two; stretches and intervals are clipped to the device's windows).
+bounds as (
+    select user_id, device_id, min(window_us) + {{ w }} - {{ five_min }} as lo_us, max(window_us) + {{ w }} as hi_us
+    from spine group by all
+),
+spine_buckets as (
+    select *, unnest(list_distinct([(window_us + {{ w }} - {{ five_min }}) // {{ five_min }},
+                                    (window_us + {{ w }} - 1) // {{ five_min }}])) as bucket
+    from spine
+),
+stretch_buckets as (
+    select t.*, unnest(range(greatest(t.s_start, b.lo_us) // {{ five_min }},
+                             (least(t.s_end, b.hi_us) - 1) // {{ five_min }} + 1)) as bucket
+    from stretches as t join bounds as b using (user_id, device_id)
+    where t.s_start < b.hi_us and t.s_end > b.lo_us
+),
+interval_buckets as (
+    select i.*, unnest(range(greatest(i.start_us, b.lo_us) // {{ five_min }},
+                             least(i.end_us, b.hi_us) // {{ five_min }} + 1)) as bucket
+    from intervals as i join bounds as b using (user_id, device_id)
+    where i.start_us < b.hi_us and i.end_us >= b.lo_us
+),
 longest as (
     select s.user_id, s.device_id, s.window_us,
            max(least(t.s_end, s.window_us + {{ w }}) - greatest(t.s_start, s.window_us + {{ w }} - {{ five_min }}))
                / 1e6 as longest_active_stretch_5min
-    from spine as s
-    join stretches as t
-      on t.user_id = s.user_id and t.device_id = s.device_id
+    from spine_buckets as s
+    join stretch_buckets as t
+      on t.user_id = s.user_id and t.device_id = s.device_id and t.bucket = s.bucket
      and t.s_start < s.window_us + {{ w }} and t.s_end > s.window_us + {{ w }} - {{ five_min }}
     group by all
 ),
 apps_5min as (
     select s.user_id, s.device_id, s.window_us, count(distinct i.app_name) as unique_apps_5min
-    from spine as s
-    join intervals as i
-      on i.user_id = s.user_id and i.device_id = s.device_id
+    from spine_buckets as s
+    join interval_buckets as i
+      on i.user_id = s.user_id and i.device_id = s.device_id and i.bucket = s.bucket
      and i.start_us < s.window_us + {{ w }} and i.end_us >= s.window_us + {{ w }} - {{ five_min }}
     group by all
 ),
