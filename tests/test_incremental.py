@@ -203,3 +203,19 @@ def test_a_rerun_with_nothing_new_rebuilds_nothing(built):
                                                       WHERE model = 'slv_events' AND kind = 'marker')""")
     assert changes == [(0,)]
     assert q(built["by_day"], "SELECT count(*) FROM gold.gld_focus_features") == before
+
+
+def test_every_incremental_model_declares_its_retention_day():
+    """Privacy's rule (focuslake/privacy/retention.py): retention deletes an incremental model's
+    expired rows in place by its `retention_last_day`; without one it could only rebuild it."""
+    from focuslake.privacy.warehouse import load_manifest
+
+    models = {n["name"]: n["config"] for n in load_manifest()["nodes"].values() if n["resource_type"] == "model"}
+    incremental = {m: c for m, c in models.items() if c["materialized"] == "incremental"}
+    assert set(incremental) == {
+        "slv_events", "slv_input_events", "slv_window_intervals", "slv_not_afk_periods", "slv_idle_periods",
+        "slv_active_intervals", "slv_active_hourly", "slv_sessions", "gld_focus_features", "gld_focus_scores",
+        "gld_user_hourly"}
+    assert [m for m, c in incremental.items() if not c["meta"].get("retention_last_day")] == []
+    assert {c["incremental_strategy"] for c in incremental.values()} == {"restart"}
+    assert all(c["meta"].get("restart_order") for c in incremental.values())
