@@ -4,9 +4,12 @@ incremental, side by side in one run (issue 5's goals: full build <= 5 min with 
 
 The workload ends yesterday (the ingest rejects timestamps beyond the clock's skew bound). The
 last hour of segments is held back; the full build ingests and builds everything else from
-scratch; then that hour lands and the incremental run (ingest + `dbt build`, whose event models
-rebuild only the dates that received new segments) is timed. Each step runs in its own process
-and reports its own peak RSS.
+scratch; then that hour lands and the incremental run (ingest + `dbt build`, whose incremental
+models rebuild each device from the start of the day that received new segments, looking back
+to any row reaching into it: docs/incremental.md) is timed. Each step runs in its own process
+and reports its own peak RSS; both builds share one dbt target dir (the hourly run parses
+partially, as in the DAGs), and each build's dbt timings are kept in
+benchmarks/out/run_results-<step>.json (the slowest nodes are printed).
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from pathlib import Path
 from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, PROJECT_ROOT
 
 PY = sys.executable
+OUT = PROJECT_ROOT / "benchmarks" / "out"
 DBT = str(Path(sys.executable).with_name("dbt"))
 # Runs a command and prints its own children's peak RSS (KiB) last: per-step memory.
 _MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]); "
@@ -32,13 +36,31 @@ _MEASURE = ("import resource, subprocess, sys; r = subprocess.run(sys.argv[1:]);
 
 
 def step(name: str, cmd: list[str], env: dict, cwd: Path = PROJECT_ROOT) -> dict:
+    if cmd[0] == DBT:  # one target dir for both builds (an hourly run parses partially, as in the DAGs)
+        cmd = [*cmd, "--target-path", str(OUT / "target")]
     t0 = time.perf_counter()
-    r = subprocess.run([PY, "-c", _MEASURE, *cmd], env=env, cwd=cwd, capture_output=True, text=True)
+    r = subprocess.run([PY, "-c", _MEASURE, *cmd], check=False, env=env, cwd=cwd, capture_output=True, text=True)
     seconds = time.perf_counter() - t0
     if r.returncode:
         raise SystemExit(f"{name} failed:\n{r.stdout[-3000:]}\n{r.stderr[-3000:]}")
     rss = int(re.findall(r"maxrss_kib (\d+)", r.stdout)[-1])
+    if cmd[0] == DBT:  # dbt's own per-node timings, kept per step (the profile behind the figures)
+        shutil.copyfile(OUT / "target" / "run_results.json", _run_results(name))
     return {"step": name, "seconds": round(seconds, 1), "peak_rss_mb": round(rss / 1024)}
+
+
+def _run_results(step_name: str) -> Path:
+    slug = re.sub(r"\W+", "_", step_name).strip("_")
+    return OUT / f"run_results-{slug}.json"
+
+
+def slowest_nodes(step_name: str, n: int = 12) -> list[tuple[str, float]]:
+    """The step's slowest dbt nodes (models and tests), from its run_results.json."""
+    f = _run_results(step_name)
+    if not f.exists():
+        return []
+    rows = [(r["unique_id"].split(".", 2)[-1], r["execution_time"]) for r in json.loads(f.read_text())["results"]]
+    return sorted(rows, key=lambda r: -r[1])[:n]
 
 
 def segment_start(p: Path) -> str:
@@ -85,13 +107,18 @@ def main(argv=None) -> int:
           f"{args.users} users x {args.days} days from {start} (held back: {n_held} segments of hour {last_hour})")
     for r in results:
         print(f"  {r['step']:<36} {r['seconds']:8.1f} s   peak RSS {r['peak_rss_mb']:6d} MB")
+    for r in results:
+        if nodes := slowest_nodes(r["step"]):
+            total = sum(t for _, t in slowest_nodes(r["step"], 10**6))
+            print(f"  {r['step']}: dbt node time {total:.1f} s (2 threads), slowest: "
+                  + ", ".join(f"{name} {t:.1f}" for name, t in nodes))
+            r["slowest_nodes"] = nodes
     print(f"full landing->gold {t_full:.1f} s (goal <= 300 s: {'PASS' if t_full <= 300 else 'MISS'}), "
           f"peak RSS {rss} MB (goal <= 4096: {'PASS' if rss <= 4096 else 'MISS'})")
     print(f"incremental hourly run {t_incr:.1f} s = {t_incr / t_full:.0%} of the full build "
           f"(goal <= 10 %: {'PASS' if t_incr <= 0.1 * t_full else 'MISS'})")
-    out = PROJECT_ROOT / "benchmarks" / "out"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "models.json").write_text(json.dumps({"results": results, "full_s": t_full, "incremental_s": t_incr},
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "models.json").write_text(json.dumps({"results": results, "full_s": t_full, "incremental_s": t_incr},
                                                 indent=2))
     if not args.keep:
         shutil.rmtree(root, ignore_errors=True)

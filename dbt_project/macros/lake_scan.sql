@@ -33,3 +33,19 @@
   (select path, ingested_at_us from read_parquet('{{ var('lake_root') }}/_ledger/segments.parquet')
    where status = 'ingested')
 {%- endmacro %}
+
+{#- The binary event record's data union, named per event type (one home: brz_events and
+    slv_events both type the payload with it). -#}
+{% macro event_payload_columns(e) -%}
+    case when {{ e }}.event_type in (1, 2) then {{ e }}.data_0 end as key_code,
+    case when {{ e }}.event_type in (1, 2) then {{ e }}.data_1 end as scan_code,
+    case when {{ e }}.event_type in (1, 2) then {{ e }}.data_2 end as key_flags,
+    case when {{ e }}.event_type in (3, 4, 5) then {{ as_int32(e ~ '.data_0') }} end as x,
+    case when {{ e }}.event_type in (3, 4, 5) then {{ as_int32(e ~ '.data_1') }} end as y,
+    case when {{ e }}.event_type = 3 then {{ e }}.data_2 end as speed_pps,
+    case when {{ e }}.event_type = 4 then {{ e }}.data_2 end as button,
+    case when {{ e }}.event_type = 6 then {{ e }}.data_0 end as old_window,
+    case when {{ e }}.event_type = 6 then {{ e }}.data_1 end as new_window,
+    case when {{ e }}.event_type = 6 then {{ e }}.data_2 end as category_hint,
+    case when {{ e }}.event_type in (10, 11) then {{ e }}.data_0 end as idle_duration_ms
+{%- endmacro %}

@@ -2,6 +2,13 @@
 -- Focus score (0-100), distraction risk (0-1, seed 003's LOW/MEDIUM/HIGH) and the reasons,
 -- one row per feature window. A transparent weighted formula (docs/metrics.md, "Focus score"),
 -- not a trained model: every term is a feature an analyst can see in gld_focus_features.
+-- Incremental (macros/incremental.sql): a device is rebuilt from the UTC day its features were
+-- rebuilt from (focus_momentum runs over the day).
+{{ config(materialized='incremental', incremental_strategy='restart', on_schema_change='fail',
+          meta={'restart_order': 'window_us'}) }}
+{% set r = incr_prepare(upstream=['gld_focus_features'], restart_sql="
+    select user_id, device_id, from_us - from_us % 86400000000 as from_us from chg") %}
+{% set inc = r.incremental and not r.full %}
 {% set alpha = var('focus_momentum_alpha') %}
 with parts as (
     select
@@ -13,6 +20,8 @@ with parts as (
         least(1.0, f.keystroke_rate / 2.0 + f.mouse_click_count / 10.0) as intensity
     from {{ ref('gld_focus_features') }} as f
     left join {{ ref('categories') }} as c using (category)
+    {{ incr_join(inc, 'f', 'f.window_us >= ctx.from_us') }}
+    {% if inc %}where f.window_us >= {{ r.min_from_us }}{% endif %}
 ),
 scored as (
     select

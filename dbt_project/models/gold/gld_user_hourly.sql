@@ -1,44 +1,61 @@
 {{ config(tags=['hourly']) }}
 -- One row per user and UTC hour with any activity: the hourly metrics (docs/metrics.md).
 -- User level sums over the user's devices.
+-- Incremental (macros/incremental.sql): a user is rebuilt from the hour of the earliest restart
+-- of any of their devices upstream.
+{{ config(materialized='incremental', incremental_strategy='restart', on_schema_change='fail',
+          meta={'restart_order': 'epoch_us(hour_start)', 'restart_key': ['user_id']}) }}
+{% set r = incr_prepare(upstream=['slv_input_events', 'slv_events', 'slv_window_intervals', 'slv_active_hourly',
+                                  'gld_focus_scores'], restart_sql="
+    select user_id, null::VARCHAR as device_id, min(from_us - from_us % " ~ hour_us() ~ ") as from_us
+    from chg group by user_id") %}
+{% set inc = r.incremental and not r.full %}
+{% set lo = r.min_from_us %}
 with inputs as (
     select
-        user_id,
-        date_trunc('hour', ts) as hour_start,
-        count(*) filter (where event_type = 1) as keystrokes,
-        count(*) filter (where event_type = 4) as clicks,
-        count(*) filter (where event_type = 5) as wheel_events,
-        count(*) filter (where event_type = 3) as mouse_moves,
-        sum(move_distance_upx) / 1e6 as mouse_distance_px,
+        i.user_id,
+        date_trunc('hour', i.ts) as hour_start,
+        count(*) filter (where i.event_type = 1) as keystrokes,
+        count(*) filter (where i.event_type = 4) as clicks,
+        count(*) filter (where i.event_type = 5) as wheel_events,
+        count(*) filter (where i.event_type = 3) as mouse_moves,
+        sum(i.move_distance_upx) / 1e6 as mouse_distance_px,
         count(*) as input_events
-    from {{ ref('slv_input_events') }}
+    from {{ ref('slv_input_events') }} as i
+    {{ incr_join(inc, 'i', 'i.ts_us >= ctx.from_us', by_device=false) }}
+    {% if inc %}where i.ts_us >= {{ lo }}{% endif %}
     group by all
 ),
 idle as (
-    select user_id, date_trunc('hour', ts) as hour_start, count(*) as idle_periods
-    from {{ ref('slv_events') }}
-    where event_type = 10
+    select e.user_id, date_trunc('hour', e.ts) as hour_start, count(*) as idle_periods
+    from {{ ref('slv_events') }} as e
+    {{ incr_join(inc, 'e', 'e.ts_us >= ctx.from_us', by_device=false) }}
+    where e.event_type = 10{% if inc %} and e.ts_us >= {{ lo }}{% endif %}
     group by all
 ),
 switches as (
-    select user_id, date_trunc('hour', started_at) as hour_start,
-           count(*) filter (where is_context_switch) as context_switches
-    from {{ ref('slv_window_intervals') }}
+    select w.user_id, date_trunc('hour', w.started_at) as hour_start,
+           count(*) filter (where w.is_context_switch) as context_switches
+    from {{ ref('slv_window_intervals') }} as w
+    {{ incr_join(inc, 'w', 'w.start_us >= ctx.from_us', by_device=false) }}
     group by all
 ),
 active as (
-    select user_id, hour_start, sum(active_us) / 1e6 as active_seconds,
-           count(distinct app_name) as apps_used
-    from {{ ref('slv_active_hourly') }}
+    select a.user_id, a.hour_start, sum(a.active_us) / 1e6 as active_seconds,
+           count(distinct a.app_name) as apps_used
+    from {{ ref('slv_active_hourly') }} as a
+    {{ incr_join(inc, 'a', 'epoch_us(a.hour_start) >= ctx.from_us', by_device=false) }}
     group by all
 ),
 focus as (
-    select user_id, date_trunc('hour', window_start) as hour_start,
-           sum(active_seconds) filter (where is_focused) as focused_seconds,
-           avg(focus_score) filter (where active_seconds > 0) as focus_score_avg,
-           min(focus_score) filter (where active_seconds > 0) as focus_score_min,
-           max(focus_score) filter (where active_seconds > 0) as focus_score_max
-    from {{ ref('gld_focus_scores') }}
+    select f.user_id, date_trunc('hour', f.window_start) as hour_start,
+           sum(f.active_seconds) filter (where f.is_focused) as focused_seconds,
+           avg(f.focus_score) filter (where f.active_seconds > 0) as focus_score_avg,
+           min(f.focus_score) filter (where f.active_seconds > 0) as focus_score_min,
+           max(f.focus_score) filter (where f.active_seconds > 0) as focus_score_max
+    from {{ ref('gld_focus_scores') }} as f
+    {{ incr_join(inc, 'f', 'f.window_us >= ctx.from_us', by_device=false) }}
+    {% if inc %}where f.window_us >= {{ lo }}{% endif %}
     group by all
 ),
 spine as (

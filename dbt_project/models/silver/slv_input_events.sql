@@ -1,30 +1,32 @@
 -- Input events (keys, mouse moves, clicks, wheel) with the mouse distance each move adds
 -- (docs/metrics.md: Euclidean distance from the device's previous MOUSE_MOVE; the first adds 0).
--- Incremental by date: a run rebuilds every date from the earliest one that received new
--- segments (ledger watermark via slv_events); each device's last earlier move is carried in as
--- the predecessor of its first rebuilt move, so distances equal a full rebuild's.
-{{ config(materialized='incremental', incremental_strategy='delete+insert', unique_key='date',
-          on_schema_change='sync_all_columns') }}
+-- Incremental (macros/incremental.sql): a device is rebuilt from the day slv_events rebuilt it
+-- from; its last earlier move is carried in as the predecessor of its first rebuilt move, so
+-- distances equal a full rebuild's.
+{{ config(materialized='incremental', incremental_strategy='restart', on_schema_change='sync_all_columns',
+          meta={'restart_order': 'ts_us'}) }}
+{% set r = incr_prepare(upstream=['slv_events']) %}
+{% set inc = r.incremental and not r.full %}
 with
-{% if is_incremental() %}
-since as (
-    select min(date) as d from {{ ref('slv_events') }}
-    where ingested_at_us > (select coalesce(max(t.ingested_at_us), 0) from {{ this }} as t)
-),
-{% endif %}
 src as (
-    select user_id, device_id, ts, ts_us, event_type, event_name, app_name, x, y, speed_pps,
-           ingested_at_us, date, false as is_context
-    from {{ ref('slv_events') }}
-    where is_input
-    {% if is_incremental() %}
-      and date >= (select d from since)
-    union all
-    select user_id, device_id, null, max(ts_us), 3, null, null, arg_max(x, ts_us), arg_max(y, ts_us), null,
-           null, null, true
-    from {{ ref('slv_events') }}
-    where event_type = 3 and date < (select d from since)
-    group by user_id, device_id
+    select e.user_id, e.device_id, e.ts, e.ts_us, e.event_type, e.event_name, e.app_name, e.x, e.y, e.speed_pps,
+           e.ingested_at_us, e.date, false as is_context
+    from {{ ref('slv_events') }} as e
+    {% if inc %}
+    join {{ incr_restart() }} as r
+      on r.user_id = e.user_id and r.device_id = e.device_id and e.ts_us >= r.from_us
+    {% endif %}
+    where e.is_input
+    {% if inc %}
+      and e.ts_us >= {{ r.min_from_us }}
+    union all  -- each rebuilt device's last move before its restart (last in the window's order)
+    select user_id, device_id, null, lm.ts_us, 3, null, null, lm.x, lm.y, null, null, null, true
+    from (select t.user_id, t.device_id, max({'ts_us': t.ts_us, 'x': t.x, 'y': t.y}) as lm
+          from {{ this }} as t
+          join {{ incr_restart() }} as r
+            on r.user_id = t.user_id and r.device_id = t.device_id and t.ts_us < r.from_us
+          where t.event_type = 3
+          group by t.user_id, t.device_id)
     {% endif %}
 ),
 measured as (
