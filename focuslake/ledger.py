@@ -85,8 +85,8 @@ class Ledger:
         out: dict[str, str] = {}
         for i in range(0, len(checksums), 500):
             chunk = checksums[i:i + 500]
-            q = ("SELECT checksum, status FROM segments WHERE status != 'duplicate' AND checksum IN (%s)"
-                 % ",".join("?" * len(chunk)))
+            marks = ",".join("?" * len(chunk))
+            q = f"SELECT checksum, status FROM segments WHERE status != 'duplicate' AND checksum IN ({marks})"
             out.update(dict(self.con.execute(q, chunk)))
         return out
 

@@ -36,7 +36,7 @@ def dbt_build(data: Path, *select: str) -> None:
     env = {**os.environ, "FOCUSLAKE_DATA": str(data), "DO_NOT_TRACK": "1"}
     args = [str(DBT), "build", "--profiles-dir", "."] + (
         ["--select", *select, "--indirect-selection", "cautious"] if select else [])
-    r = subprocess.run(args, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900)
+    r = subprocess.run(args, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
 
 
@@ -69,11 +69,14 @@ def test_gold_matches_ground_truth_including_categories(wh):
 def test_category_rules_reproduce_every_catalog_category(wh):
     """The ordered regex rules, applied to the simulator's whole catalog (not only what a run
     happened to emit), give each (app, title) its intended category."""
-    rules = list(csv.DictReader(open(DBT_PROJECT_DIR / "seeds" / "app_category_rules.csv")))
+    with open(DBT_PROJECT_DIR / "seeds" / "app_category_rules.csv") as f:
+        rules = list(csv.DictReader(f))
     rules.sort(key=lambda r: int(r["priority"]))
     con = duckdb.connect()
     wrong = []
-    for row in csv.DictReader(open(wh.truth / "catalog.csv")):
+    with open(wh.truth / "catalog.csv") as f:
+        catalog = list(csv.DictReader(f))
+    for row in catalog:
         for r in rules:
             app_ok = not r["app_pattern"] or con.execute(
                 "SELECT regexp_matches(?, ?)", [row["app_name"], r["app_pattern"]]).fetchone()[0]
@@ -167,7 +170,7 @@ def test_features_are_causal(wh, tmp_path):
 def test_late_segment_is_reflected_after_the_next_run_without_double_counting(tmp_path):
     paths = Paths(tmp_path / "data")
     simulate(paths.root, users=1, days=2, seed=8, start=date(2026, 11, 17), hours=2, durable=False)
-    late = sorted((paths.landing / "events").rglob("*.bin"))[0]  # day 1's first events segment
+    late = min((paths.landing / "events").rglob("*.bin"))  # day 1's first events segment
     held = tmp_path / late.name
     shutil.move(late, held)
     pipeline.ingest(paths)
