@@ -23,13 +23,13 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import duckdb
 import pytest
 from aw_core.models import Event
 from aw_datastore import Datastore
 from aw_datastore.storages import MemoryStorage
 from aw_query.query2 import query as aw_query
 from aw_transform import heartbeat_reduce
+from duck import q
 
 from focuslake import pipeline
 from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, PROJECT_ROOT, Paths
@@ -249,13 +249,6 @@ def wh(run) -> Path:
     dbt_build(run["paths"].root)
     return run["paths"].warehouse
 
-
-def q(db: Path, sql: str, *params):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def test_export_exercises_what_it_should(export):

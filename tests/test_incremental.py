@@ -19,6 +19,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from duck import q
 
 from collectors.simulate import simulate
 from focuslake import pipeline
@@ -101,13 +102,6 @@ def table_diffs(a: Path, b: Path) -> dict[str, str]:
     con.close()
     return diffs
 
-
-def q(db: Path, sql: str):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from duck import q
 
 from collectors.simulate import simulate
 from focuslake import pipeline
@@ -39,13 +40,6 @@ def dbt_build(data: Path, *select: str) -> None:
     r = subprocess.run(args, cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900, check=False)
     assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
 
-
-def q(db: Path, sql: str):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
 
 
 @pytest.fixture(scope="module")

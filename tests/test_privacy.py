@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from duck import q
 
 from collectors.simulate import simulate
 from focuslake import pipeline
@@ -69,13 +70,6 @@ def build(root: Path, *, users: int, days: int, quality: bool) -> Paths:
     publish_warehouse(paths, require_audit=quality)
     return paths
 
-
-def q(db: Path, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def lake_days(paths: Paths) -> dict[tuple[str, str], int]:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from duck import q
 from test_activitywatch import aw_active_events, dbt_build, make_export, per_hour_app_us, write
 
 from collectors.simulate import simulate
@@ -33,13 +34,6 @@ US = 1_000_000
 DAY1, DAY2 = "2026-11-16", "2026-11-17"   # the simulated day; the export runs 22:10 -> 01:20
 PERSON, AW_DEVICE = "alice", "laptop-aw"
 
-
-def q(db: Path, sql: str, *params):
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, list(params)).fetchall()
-    finally:
-        con.close()
 
 
 def sha(p: Path) -> str:
@@ -152,7 +146,7 @@ def test_gate_passes_and_publishes_imported_history(mixed):
     (pid,) = [r for r in rows_of(paths, s["run_id"], "null_rate")
               if r["table_name"] == "bronze.brz_active_window" and r["column_name"] == "pid"
               and r["partition_key"] == "all"]
-    n_imported = q(paths.warehouse, "SELECT count(*) FROM bronze.brz_active_window WHERE user_id = ?", PERSON)[0][0]
+    n_imported = q(paths.warehouse, "SELECT count(*) FROM bronze.brz_active_window WHERE user_id = ?", [PERSON])[0][0]
     assert pid["passed"] and n_imported > 0 and f"{n_imported} imported rows not counted" in pid["detail"]
     (gx_pid,) = [r for r in rows_of(paths, s["run_id"], "gx_null_rate")
                  if r["table_name"] == "bronze.brz_active_window" and r["column_name"] == "pid"]
@@ -175,13 +169,13 @@ def test_published_gold_has_the_imported_persons_per_app_seconds(mixed, export):
     want = per_hour_app_us(aw_active_events(export))
     assert len(want) > 10
     gold = {(h, a): sec for h, a, sec in q(db, "SELECT hour_start, app_name, active_seconds "
-                                               "FROM gold.gld_user_app_hourly WHERE user_id = ?", PERSON)}
+                                               "FROM gold.gld_user_app_hourly WHERE user_id = ?", [PERSON])}
     assert gold == {k: us / 1e6 for k, us in want.items()}
     daily: dict = {}
     for (h, app), us in want.items():
         daily[(h.date(), app)] = daily.get((h.date(), app), 0) + us
     got = {(d, a): sec for d, a, sec in q(db, "SELECT day, app_name, active_seconds FROM gold.gld_user_app_daily "
-                                              "WHERE user_id = ?", PERSON)}
+                                              "WHERE user_id = ?", [PERSON])}
     assert got.keys() == daily.keys() and max(abs(got[k] - us / 1e6) for k, us in daily.items()) <= 1e-9
 
 

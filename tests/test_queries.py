@@ -18,10 +18,10 @@ import sys
 from collections import defaultdict
 from datetime import date, datetime, timedelta
 
-import duckdb
 import pytest
 import yaml
 from analyst_workload import published_workload
+from duck import q
 
 from focuslake import query
 from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT
@@ -76,13 +76,6 @@ ANALYST_V1 = {
 def pub():
     return published_workload()
 
-
-def q(db, sql: str, params=None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def run_example(pub, name: str) -> list[dict]:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from duck import q
 
 from collectors.simulate import simulate
 from focuslake import pipeline
@@ -96,13 +97,6 @@ def wh(tmp_path_factory) -> dict:
     weekly = render_reports(parse_week(WEEK), paths=paths)
     return {"paths": paths, "daily": daily, "weekly": weekly, "rendered_after": t0, "seconds": time.time() - t0}
 
-
-def q(db: Path, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def users(paths: Paths) -> list[str]:
