@@ -85,7 +85,9 @@ where logged_at < (select min(last) from (
 -#}
 {% macro incr_prepare(upstream=[], streams=[], restart_sql="select * from chg") %}
   {%- set out = {'incremental': false, 'full': false, 'min_from_us': none} -%}
-  {%- if not execute -%}{{ return(out) }}{%- endif -%}
+  {#- only a command that builds the model works out restart points (and writes the audit):
+      compile, show and docs generate render the full-refresh SQL and touch nothing -#}
+  {%- if not execute or flags.WHICH not in ('run', 'build', 'retry') -%}{{ return(out) }}{%- endif -%}
   {%- set m = this.identifier -%}
   {%- for stmt in incr_setup().split(';') if stmt.strip() -%}{%- do run_query(stmt) -%}{%- endfor -%}
   {%- set through = run_query("select coalesce(max(ingested_at_us), 0) from read_parquet('"
@@ -200,7 +202,7 @@ where model = '{{ this.identifier }}' and kind = 'marker'
 -#}
 {% macro incr_scope(relation, model, order, key=['user_id', 'device_id']) -%}
   {%- set whole = true -%}
-  {%- if execute -%}
+  {%- if execute and flags.WHICH in ('build', 'retry') -%}
     {%- set n = run_query("select count(*) filter (where kind = 'marker'), count(*) filter (where kind = 'all') "
                           ~ "from audit.dbt_incremental_log where model = '" ~ model ~ "' and invocation_id = '"
                           ~ invocation_id ~ "'").rows[0] -%}
@@ -221,6 +223,8 @@ where model = '{{ this.identifier }}' and kind = 'marker'
   any other command, or when `model` has no watermark yet.
 -#}
 {% macro incr_lake_points(model, stream) -%}
+  {#- `stream`: one lake stream, or a list of them (a device restarts at its earliest change) -#}
+  {%- set streams = [stream] if stream is string else stream -%}
   {%- set mark = none -%}
   {%- if execute and flags.WHICH == 'build' and not flags.FULL_REFRESH -%}
     {%- set mark = run_query("select max(ingested_through_us) from audit.dbt_incremental_log where model = '" ~ model
@@ -229,7 +233,7 @@ where model = '{{ this.identifier }}' and kind = 'marker'
   {%- endif -%}
   {%- if mark is none -%}{{ return(none) }}{%- endif -%}
   {#- as literals: the scan of the stream is then pruned to the partitions from the earliest one -#}
-  {%- set rows = run_query(lake_changes([stream], mark)).rows -%}
+  {%- set rows = run_query(lake_changes(streams, mark)).rows -%}
   {%- set values = [] -%}
   {%- for r in rows -%}{%- do values.append("('" ~ r[0] ~ "', '" ~ r[1] ~ "', " ~ r[2] ~ ")") -%}{%- endfor -%}
   {%- if not values -%}{%- do values.append("(null, null, null)") -%}{%- endif -%}

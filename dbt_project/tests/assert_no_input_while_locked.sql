@@ -14,7 +14,9 @@ locked as (
     from ev where event = 'lock'
 )
 select i.user_id, i.device_id, i.ts, i.event_type, l.start_us as locked_since_us
-from {{ incr_scope_lake(ref('brz_events'), 'slv_events', 'events') }} as i  -- incremental build: the rebuilt rows
+-- incremental build: the events of each device from its earliest changed day on, in either the
+-- events or the system events (a lock landed late makes earlier input "while locked")
+from {{ incr_scope_lake(ref('brz_events'), 'slv_events', ['events', 'system_events']) }} as i
 join locked as l
   on i.user_id = l.user_id and i.device_id = l.device_id
  and i.ts_us > l.start_us and i.ts_us < l.end_us
