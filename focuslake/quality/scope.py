@@ -204,12 +204,27 @@ def suites_hash() -> str:
 
 
 def bronze_hash(con) -> str:
-    """The bronze views' SQL and the seed tables they join: a change there changes bronze rows
-    without changing a lake file."""
+    """What bronze rows are computed from besides the lake files: the dbt sources of the bronze
+    views (their models, the macros, the seeds, dbt_project.yml), the views' columns and the
+    lake paths they read, and the seed tables they join. A change there changes bronze rows
+    without changing a lake file. (The views' SQL text itself is no fingerprint: DuckDB stores
+    dbt's text until a checkpoint and its own rendering of it after.)"""
+    import re
+
+    from focuslake.config import DBT_PROJECT_DIR
+
     h = hashlib.sha256()
+    for sub in ("models/bronze", "macros", "seeds"):
+        for f in sorted((DBT_PROJECT_DIR / sub).rglob("*")):
+            if f.is_file() and f.suffix in (".sql", ".yml", ".csv"):
+                h.update(f.relative_to(DBT_PROJECT_DIR).as_posix().encode())
+                h.update(f.read_bytes())
+    h.update((DBT_PROJECT_DIR / "dbt_project.yml").read_bytes())
     for name, sql in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'bronze' "
                                  "ORDER BY view_name").fetchall():
-        h.update(f"{name}:{sql}".encode())
+        cols = [(c[0], c[1]) for c in con.execute(f'DESCRIBE bronze."{name}"').fetchall()]
+        reads = sorted(set(re.findall(r"read_parquet[(]'([^']+)", sql)))
+        h.update(f"{name}:{cols}:{reads}".encode())
     for (t,) in con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'ref' "
                             "ORDER BY table_name").fetchall():
         n, s = con.execute(f'SELECT count(*), sum(hash(x))::VARCHAR FROM ref."{t}" AS x').fetchone()
