@@ -193,10 +193,16 @@ def _split_gold_key(key: str) -> tuple[str | None, str | None]:
 
 
 def suites_hash() -> str:
-    """The expectations (the committed context as generated) and the frame definition."""
+    """The expectations (the committed context as generated), the frame definition, and the
+    suites' declarations the run-time suite parameters read (row-count bound per scope and day,
+    scope, day, future skew: focuslake.quality.gx.suite_parameters), which the rendered context
+    holds only as $PARAMETER placeholders."""
     from focuslake.quality.gx import GX_VERSION, render_context
+    from focuslake.quality.suites import FUTURE_SKEW_S
 
-    h = hashlib.sha256(f"{GX_VERSION}/{FRAME_VERSION}".encode())
+    h = hashlib.sha256(f"{GX_VERSION}/{FRAME_VERSION}/{FUTURE_SKEW_S}".encode())
+    for name, suite in sorted(SUITES.items()):
+        h.update(f"{name}:{suite!r}".encode())
     for rel, text in sorted(render_context().items()):
         h.update(rel.encode())
         h.update(text.encode())
