@@ -5,7 +5,8 @@ builds and real GX validations, in the order a deployment sees them:
 1. the first audit validates every partition and records a baseline;
 2. an audit with nothing new validates no partition again;
 3. one new segment: only its lake file is validated (rows = the file's rows);
-4. a changed suite or a changed bronze model, and `--full`, validate everything again;
+4. a changed suite or a changed bronze model, `--full` and an unusable baseline validate
+   everything again;
 5. an hourly publish before the daily rollup of a new day (the first hour of a day) passes:
    the open day is recorded, not failed; a changed daily row of a closed day still fails;
 6. a bad value in a partition touched since the last passing audit fails the gate, nothing is
@@ -225,7 +226,27 @@ def test_full_flag_validates_every_partition(lake, full_cli):
 
 
 @pytest.fixture(scope="module")
-def new_day_hourly(lake, full_cli) -> dict:
+def corrupt_baseline(lake, full_cli) -> dict:
+    """The record of the last passing audit damaged (valid JSON, wrong shape)."""
+    base = SC.baseline_path(lake["paths"])
+    doc = json.loads(base.read_text())
+    doc["lake"] = {stream: "?" for stream in doc["lake"]}
+    base.write_text(json.dumps(doc))
+    return pipeline.check_quality(lake["paths"])
+
+
+def test_unusable_baseline_means_a_full_validation_and_a_new_baseline(lake, corrupt_baseline):
+    sc = corrupt_baseline["scope"]
+    assert corrupt_baseline["failed"] == 0
+    assert sc["mode"] == "full" and "could not use the last passing audit" in sc["reason"]
+    assert all(n == total for n, total in sc["partitions"].values())
+    base = SC.load_baseline(lake["paths"])
+    assert base["run_id"] == corrupt_baseline["run_id"]
+    assert all(isinstance(v, dict) and v for v in base["lake"].values())
+
+
+@pytest.fixture(scope="module")
+def new_day_hourly(lake, corrupt_baseline) -> dict:
     """The second day lands; the hourly rollups are rebuilt, the daily rollup has not run yet
     (as in the first hour of a new day): the gate runs and the warehouse is published."""
     paths = lake["paths"]

@@ -187,7 +187,13 @@ def _plan(con, ctx, full):
     try:
         return SC.plan(con, ctx, full)
     except Exception as e:  # noqa: BLE001 -- never a crash of the gate: validate everything instead
-        log.warning("quality scope: %r; validating every table whole", e)
+        log.warning("quality scope: %r; validating every partition", e)
+        try:  # e.g. an unreadable baseline: a full validation, which records a new one if it passes
+            p = SC.plan(con, ctx, True, ignore_baseline=True)
+            p.reason = f"could not use the last passing audit's record ({e!r:.200}): every partition"
+            return p
+        except Exception as e2:  # noqa: BLE001
+            e = e2
         p = SC.Plan("full", f"could not tell what changed ({e!r:.200}): every table whole", None, state=None)
         p.suites = {n: SC.SuiteScope([], 0, True) for n, s in SUITES.items() if relation_exists(con, s.table)}
         return p

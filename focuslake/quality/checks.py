@@ -376,7 +376,7 @@ def null_and_duplicate_rates(con, ctx: Ctx) -> list[Check]:
             old = plan.carried_day_stats.get(suite.name) or {}
             keep = set(old) - set(days)
             stats = {**{d: v for d, v in old.items() if d in keep}, **stats}
-        if plan is not None:
+        if plan is not None and plan.state is not None:  # None: the fallback plan (no baseline)
             plan.state.setdefault("day_stats", {})[suite.name] = stats
         rows = sorted(stats.items())
         if cols:

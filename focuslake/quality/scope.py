@@ -95,9 +95,10 @@ def baseline_path(paths: Paths) -> Path:
 def load_baseline(paths: Paths) -> dict | None:
     p = baseline_path(paths)
     try:
-        return json.loads(p.read_text()) if p.exists() else None
+        doc = json.loads(p.read_text()) if p.exists() else None
     except (OSError, ValueError):
         return None
+    return doc if isinstance(doc, dict) else None
 
 
 def chunk_rows() -> int:
@@ -270,12 +271,13 @@ def _entry_days(entry: list) -> set[str]:
 
 
 # --- the plan -----------------------------------------------------------------------------------
-def plan(con, ctx, full: bool | None = None) -> Plan:
-    """Decide what this run validates (needs the gate's temp view q_ledger)."""
+def plan(con, ctx, full: bool | None = None, ignore_baseline: bool = False) -> Plan:
+    """Decide what this run validates (needs the gate's temp view q_ledger). ignore_baseline:
+    as if no passing audit were recorded (a full validation that records a new baseline)."""
     from focuslake.quality.checks import relation_exists
 
     t0 = time.perf_counter()
-    base = load_baseline(ctx.paths)
+    base = None if ignore_baseline else load_baseline(ctx.paths)
     now = time.time()
     state: dict = {"suites_hash": suites_hash(), "bronze_hash": bronze_hash(con),
                    "ledger_watermark_us": _ledger_watermark(con), "lake": {}, "gold": {}}
