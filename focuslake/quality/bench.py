@@ -71,7 +71,7 @@ def gate(root: Path, code_root: Path | None) -> dict:
             "peak_rss_mb": round(rss), "stderr": r.stderr[-1500:] if r.returncode else ""}
 
 
-def new_segment(paths: Paths) -> None:
+def new_segment(paths: Paths, device: str = "bench-new-device") -> None:
     """One system_metrics segment (120 samples) of a new device of the first user, ingested."""
     import duckdb
 
@@ -83,9 +83,10 @@ def new_segment(paths: Paths) -> None:
         user, t = con.execute("SELECT min(user_id), max(ts_us) FROM bronze.brz_system_metrics").fetchone()
     finally:
         con.close()
-    w = CsvSegmentWriter(paths.landing, "system_metrics", user, "bench-new-device", rotate_seconds=86_400,
+    w = CsvSegmentWriter(paths.landing, "system_metrics", user, device, rotate_seconds=86_400,
                          durable=False)
-    w.write_rows([[t - 600_000_000 + i * 5_000_000, 12.5, 40.0, 0.0, 1, 2, 3, 4, 80.0, True, "code", 3.0]
+    cpu = 12.5 + sum(map(ord, device)) % 50  # another device: other content (the ledger dedups by checksum)
+    w.write_rows([[t - 600_000_000 + i * 5_000_000, cpu, 40.0, 0.0, 1, 2, 3, 4, 80.0, True, "code", 3.0]
                   for i in range(120)])
     w.seal()
     pipeline.ingest(paths)
