@@ -80,7 +80,7 @@ test-fast: setup
 
 # Each module prints its own side-by-side comparisons; modules not written yet are skipped.
 BENCH_MODULES ?= focuslake.bench focuslake.bench_models collectors.bench focuslake.bench_airflow \
-                 focuslake.receiver.bench focuslake.reports.bench focuslake.bench_queries
+                 focuslake.receiver.bench focuslake.reports.bench focuslake.bench_queries focuslake.quality.bench
 bench: setup
 	@for m in $(BENCH_MODULES); do \
 	  if $(BIN)/python -c "import importlib.util,sys; sys.exit(importlib.util.find_spec('$$m') is None)" 2>/dev/null; \

@@ -71,13 +71,19 @@ def main(argv: list[str] | None = None) -> int:
     for name, helptext in (("ingest", "landing -> lake"), ("quality", "run the quality gate"),
                            ("publish", "publish the audited warehouse"),
                            ("summary", "print gold metrics and where the results are")):
-        sub.add_parser(name, help=helptext)
+        sp = sub.add_parser(name, help=helptext)
+        if name == "quality":
+            sp.add_argument("--full", action="store_true", default=None,
+                            help="GX validates every partition, not only those touched since the last passing "
+                                 "audit (docs/quality.md)")
     args = ap.parse_args(argv)
     paths = Paths.from_env()
     if args.cmd == "summary":
         return summary(paths)
     from focuslake import pipeline
-    result = {"ingest": pipeline.ingest, "quality": pipeline.check_quality,
-              "publish": pipeline.publish}[args.cmd](paths)
+    if args.cmd == "quality":
+        result = pipeline.check_quality(paths, full=args.full)
+    else:
+        result = {"ingest": pipeline.ingest, "publish": pipeline.publish}[args.cmd](paths)
     print(json.dumps(result, indent=2, default=str))
     return 0

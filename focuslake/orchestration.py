@@ -50,6 +50,10 @@ from focuslake.schedules import cadence
 START_DATE = datetime(2026, 1, 1, tzinfo=UTC)
 """start_date of the scheduled DAGs (no catch-up: history is filled with `airflow backfill`)."""
 
+FULL_QUALITY_CADENCES = ("weekly",)
+"""Metric DAGs whose quality task validates every partition with GX (the others validate the
+partitions touched since the last passing audit: docs/quality.md)."""
+
 REPORT_CADENCES = ("daily", "weekly")
 """Metric DAGs that render the per-user reports of their period after publishing (focuslake.reports)."""
 
@@ -223,12 +227,17 @@ def metric_tasks(name: str) -> None:
         f"{name} period (`focuslake.schedules.resolve_interval`). Pool `warehouse_writer`. The rendered "
         "vars are shown under *Rendered Templates*.")
 
-    @task(pool=WAREHOUSE_POOL, doc_md="Calls `focuslake.pipeline.check_quality()` (raises naming the failed "
-          "checks; nothing is published then). Pool `warehouse_writer`: DuckDB allows one writer process.")
+    full = True if name in FULL_QUALITY_CADENCES else None
+
+    @task(pool=WAREHOUSE_POOL, doc_md=f"Calls `focuslake.pipeline.check_quality(full={full})` (raises naming the "
+          "failed checks; nothing is published then): "
+          + ("GX validates every partition (the weekly full validation)." if full else
+             "GX validates the partitions touched since the last passing audit.")
+          + " Pool `warehouse_writer`: DuckDB allows one writer process.")
     def check_quality() -> dict:
         from focuslake import pipeline
 
-        return pipeline.check_quality()
+        return pipeline.check_quality(full=full)
 
     @task(pool=WAREHOUSE_POOL, outlets=[PUBLISHED_WAREHOUSE],
           doc_md="Calls `focuslake.pipeline.publish()`: atomically swaps the analysts' read-only copy to the "

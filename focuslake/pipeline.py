@@ -13,10 +13,13 @@ def ingest(paths: Paths | None = None) -> dict:
     return ingest_landing(paths or Paths.from_env())
 
 
-def check_quality(paths: Paths | None = None) -> dict:
-    """Audit the working warehouse; raises focuslake.quality.QualityError naming failed checks."""
+def check_quality(paths: Paths | None = None, full: bool | None = None) -> dict:
+    """Audit the working warehouse; raises focuslake.quality.QualityError naming failed checks.
+    full: GX validates every partition (True), or only those touched since the last passing
+    audit (None, the default: a full validation when no audit, or no full one for a week, is
+    recorded, or FOCUSLAKE_QUALITY_FULL=1; docs/quality.md)."""
     from focuslake.quality import run_checks
-    return run_checks(paths or Paths.from_env())
+    return run_checks(paths or Paths.from_env(), full=full)
 
 
 def publish(paths: Paths | None = None) -> dict:

@@ -36,9 +36,12 @@ def _fingerprint(path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "inode": st.st_ino}
 
 
-def write_audit_stamp(paths: Paths, run_id: str, passed: bool, failed: list[str]) -> dict:
+def write_audit_stamp(paths: Paths, run_id: str, passed: bool, failed: list[str], scope: dict | None = None) -> dict:
+    """scope: what the GX suites validated (focuslake.quality.scope.Plan.describe: full or the
+    partitions touched since the last passing audit)."""
     stamp = {"run_id": run_id, "passed": passed, "failed_checks": failed,
              "audited_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+             **({"scope": scope} if scope else {}),
              "warehouse": str(paths.warehouse), **_fingerprint(paths.warehouse)}
     _write_json_atomic(audit_stamp_path(paths), stamp)
     return stamp

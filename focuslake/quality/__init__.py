@@ -93,15 +93,19 @@ def _store(con, paths: Paths, run_id: str, checked_at: datetime, checks: list[Ch
 
 
 def run_checks(paths: Paths, run_id: str | None = None, *, as_of: str | datetime | None = None,
-               now: datetime | None = None, gx: bool = True, docs: bool = True) -> dict:
+               now: datetime | None = None, gx: bool = True, docs: bool = True,
+               full: bool | None = None) -> dict:
     """Audit everything; store every result; raise QualityError if a critical check failed.
 
     as_of: freshness reference time (default: env FOCUSLAKE_QUALITY_AS_OF; unset means each
     device's own newest data, so a backfill of old data is not "stale"); now: the clock the
-    future-timestamp bound uses (default: the wall clock)."""
+    future-timestamp bound uses (default: the wall clock); full: validate every partition with
+    GX (True), only those touched since the last passing audit where that is sound (False), or
+    decide (None: env FOCUSLAKE_QUALITY_FULL, else focuslake.quality.scope's rules)."""
     import duckdb
 
     from focuslake.quality import checks as C
+    from focuslake.quality import scope as SC
     from focuslake.quarantine import unresolved_rels
 
     t0 = time.perf_counter()
@@ -115,12 +119,22 @@ def run_checks(paths: Paths, run_id: str | None = None, *, as_of: str | datetime
     checks: list[Check] = []
     timings: dict[str, float] = {}
     docs_index = None
+    plan = None
     con = duckdb.connect(str(paths.warehouse))
     try:
         if not paths.ledger_export.exists():
             checks.append(Check("ledger_exists", "ledger", 0, 1, False, "no ledger snapshot: has the ingest run?"))
         else:
             C.prepare(con, ctx)
+            t = time.perf_counter()
+            plan = _plan(con, ctx, full)
+            ctx.plan = plan
+            timings["scope"] = round(time.perf_counter() - t, 3)
+            checks.append(Check("gx_scope", "warehouse", float(sum(len(s.parts) for s in plan.suites.values())),
+                                float(sum(s.total_parts for s in plan.suites.values())), True,
+                                f"{plan.mode}: {plan.reason}" + (f" (since run {plan.baseline_run})"
+                                                                 if plan.baseline_run else ""),
+                                source="gx", severity="info"))
             for fn in C.ALL_SQL_CHECKS:
                 t = time.perf_counter()
                 try:
@@ -132,7 +146,7 @@ def run_checks(paths: Paths, run_id: str | None = None, *, as_of: str | datetime
                 from focuslake.quality.gx import validate_all
 
                 t = time.perf_counter()
-                gx_checks, docs_index = validate_all(con, ctx, run_id, build_docs=docs)
+                gx_checks, docs_index = validate_all(con, ctx, run_id, build_docs=docs, plan=plan)
                 checks += gx_checks
                 timings["great_expectations"] = round(time.perf_counter() - t, 3)
         _store(con, paths, run_id, now, checks)
@@ -142,11 +156,15 @@ def run_checks(paths: Paths, run_id: str | None = None, *, as_of: str | datetime
     failed = [c for c in checks if not c.passed and c.severity == "critical"]
     from focuslake.publish import write_audit_stamp
 
-    write_audit_stamp(paths, run_id, not failed, sorted({f"{c.name} on {c.table}" for c in failed}))
+    scope = plan.describe() if plan is not None else None
+    if not failed and plan is not None and plan.state is not None and gx:
+        SC.save_baseline(paths, plan, run_id)  # what the next run compares against
+    write_audit_stamp(paths, run_id, not failed, sorted({f"{c.name} on {c.table}" for c in failed}),
+                      scope=scope)
     summary = {"run_id": run_id, "checks": len(checks), "failed": len(failed),
                "failed_checks": sorted({f"{c.name} on {c.table}" for c in failed}),
                "as_of": as_of.isoformat() if as_of else None,
-               "docs": str(docs_index) if docs_index else None,
+               "docs": str(docs_index) if docs_index else None, "scope": scope,
                "seconds": round(time.perf_counter() - t0, 3), "phase_seconds": timings}
     log.info("quality %s", summary)
     if failed:
@@ -157,6 +175,28 @@ def run_checks(paths: Paths, run_id: str | None = None, *, as_of: str | datetime
         msg += f". Details: SELECT * FROM audit.check_history WHERE run_id = '{run_id}' AND NOT passed"
         raise QualityError(msg, failed, run_id)
     return summary
+
+
+def _plan(con, ctx, full):
+    """What GX validates (focuslake.quality.scope.plan); if that cannot be worked out, every
+    table whole, and no baseline is recorded from this run."""
+    from focuslake.quality import scope as SC
+    from focuslake.quality.checks import relation_exists
+    from focuslake.quality.suites import SUITES
+
+    try:
+        return SC.plan(con, ctx, full)
+    except Exception as e:  # noqa: BLE001 -- never a crash of the gate: validate everything instead
+        log.warning("quality scope: %r; validating every partition", e)
+        try:  # e.g. an unreadable baseline: a full validation, which records a new one if it passes
+            p = SC.plan(con, ctx, True, ignore_baseline=True)
+            p.reason = f"could not use the last passing audit's record ({e!r:.200}): every partition"
+            return p
+        except Exception as e2:  # noqa: BLE001
+            e = e2
+        p = SC.Plan("full", f"could not tell what changed ({e!r:.200}): every table whole", None, state=None)
+        p.suites = {n: SC.SuiteScope([], 0, True) for n, s in SUITES.items() if relation_exists(con, s.table)}
+        return p
 
 
 def latest_results(paths: Paths, run_id: str | None = None):
