@@ -53,6 +53,12 @@ DEFAULT_TASK_ARGS = {
 
 API_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8080
+# SQLite metadata (the embedded default): every Airflow process (scheduler, DAG processor, API
+# server, task runners, the CLI) writes the one file, and sqlite3 gives up on a lock after 5 s by
+# default -- an `airflow backfill create` beside a busy scheduler on a loaded 2-core machine failed
+# with "database is locked". Wait up to 60 s instead (read by Airflow as
+# [database] sql_alchemy_connect_args, an import path).
+SQLITE_CONNECT_ARGS: dict = {"timeout": 60}
 
 
 def dbt_executable() -> Path:
@@ -116,6 +122,8 @@ def airflow_env(home: Path | None = None, environ: Mapping[str, str] | None = No
         "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR),
         "DBT_PROJECT_DIR": str(DBT_PROJECT_DIR),
     }
+    if env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].startswith("sqlite"):
+        env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] = "focuslake.airflow_env.SQLITE_CONNECT_ARGS"
     # `airflow standalone` starts its components as `airflow ...` through PATH (FileNotFoundError
     # when the virtualenv is not activated); Cosmos also looks dbt up on PATH.
     venv_bin = str(Path(sys.executable).parent)

@@ -157,3 +157,57 @@ def test_compose_interpolations_are_well_formed(compose):
     for text in _strings(compose):
         leftover = _INTERP.sub("", text)
         assert "$" not in leftover, f"malformed interpolation in {text!r}"
+
+
+
+_WRITE_THROUGH_AIRFLOW = r"""
+import sys, time
+from airflow import settings
+settings.configure_orm()
+print("ready", flush=True)
+sys.stdin.readline()  # the test holds the write lock now
+t = time.monotonic()
+with settings.engine.begin() as c:
+    c.exec_driver_sql("INSERT INTO held (x) VALUES (1)")
+print(round(time.monotonic() - t, 1), flush=True)
+"""
+
+
+@pytest.mark.parametrize("project_setting", [True, False], ids=["project-settings", "sqlite-default"])
+def test_sqlite_metadata_waits_for_a_writer_instead_of_failing(tmp_path, project_setting):
+    """Another process holding the SQLite metadata's write lock for 13 s (a busy scheduler): with
+    the project's connect args an Airflow process waits and writes; with sqlite3's default it fails
+    with "database is locked" (the positive control). (The default is 5 s per statement: a new
+    connection's `PRAGMA journal_mode=WAL` waits 5 s, gives up quietly, then the INSERT waits 5 s
+    more -- hence a hold longer than 10 s.)"""
+    import os
+    import sqlite3
+    import sys
+    import time
+
+    env = airflow_env(tmp_path / "home", environ={"FOCUSLAKE_DATA": str(tmp_path / "data")})
+    assert env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"] == "focuslake.airflow_env.SQLITE_CONNECT_ARGS"
+    env = {**os.environ, **env}
+    if not project_setting:
+        del env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS"]
+    (tmp_path / "home").mkdir()
+    db = sqlite3.connect(tmp_path / "home" / "airflow.db", isolation_level=None)
+    db.execute("CREATE TABLE held (x INTEGER)")
+    proc = subprocess.Popen([sys.executable, "-c", _WRITE_THROUGH_AIRFLOW], env=env,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "ready", proc.stderr.read()[-2000:]
+        db.execute("BEGIN EXCLUSIVE")
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        time.sleep(13.0)
+        db.execute("COMMIT")
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    rows = db.execute("SELECT count(*) FROM held").fetchone()[0]
+    if project_setting:
+        assert proc.returncode == 0, err[-2000:]
+        assert rows == 1 and float(out.strip()) >= 12.5  # it waited for the lock
+    else:
+        assert proc.returncode != 0 and "database is locked" in err and rows == 0, (out, err[-1500:])
