@@ -17,7 +17,7 @@ from collector_harness import DEVICE, ROOT, USER, write_config
 from collectors.agent import config as cfgmod
 from collectors.agent.recovery import recover_landing
 from collectors.agent.sinks import app_bytes
-from collectors.agent.system import SuspendDetector, network_online
+from collectors.agent.system import SuspendDetector, SystemSampler, network_online
 from focuslake import events as ev
 from focuslake.config import Paths
 from focuslake.ingest import ingest_landing
@@ -365,3 +365,28 @@ def test_window_policy_excludes_redacts_and_hashes_before_anything_is_written(tm
     dropped = WindowPolicy(cfgmod.load(None, {"user_id": "u", "device_id": "d",
                                               "privacy": {"title_mode": "drop"}}).privacy, tmp_path)
     assert dropped.apply(WindowInfo(1, "code", "secret.txt", 1)) == WindowInfo(1, "code", "[not recorded]", 1)
+
+
+_BUSY = "import ctypes, sys\nctypes.CDLL(None).prctl(15, sys.argv[1].encode(), 0, 0, 0)\nwhile True: pass\n"
+
+
+def test_an_excluded_app_is_never_named_as_the_top_process():
+    """The system stream's top_process names whatever used the most CPU: an app the window policy
+    excludes (privacy.exclude_apps) is "[excluded]" there too, not its name. A busy process
+    named like an excluded app; the positive control is a sampler without the exclusion."""
+    name = "focusapp-secret"
+    busy = subprocess.Popen([sys.executable, "-c", _BUSY, name])
+    try:
+        plain, guarded = SystemSampler(True), SystemSampler(True, {"FocusApp-Secret"})
+        seen_plain, seen_guarded = [], []
+        for i in range(20):
+            time.sleep(0.3)
+            seen_plain.append(plain.sample(i)["top_process"])
+            seen_guarded.append(guarded.sample(i)["top_process"])
+            if name in seen_plain and "[excluded]" in seen_guarded:
+                break
+    finally:
+        busy.kill()
+        busy.wait()
+    assert name in seen_plain, seen_plain                  # the busy process does get on top
+    assert "[excluded]" in seen_guarded and name not in seen_guarded, seen_guarded

@@ -4,6 +4,7 @@ binary records' app names and the native capture (``--exclude-app``) all see the
 
 * ``exclude_apps``   -- process names (case-insensitive) never recorded: the window becomes
   ``[excluded]`` (app and title) with no pid (its time and input are still counted, as "excluded");
+  the system sampler's ``top_process`` names it ``[excluded]`` too (collectors/agent/system.py);
 * ``exclude_titles`` -- regexes: a window whose title matches is excluded the same way;
 * ``redact``         -- ``"REGEX => REPLACEMENT"`` rules applied to titles in order (a rule
   without ``=>`` replaces with ``[redacted]``); by default e-mail addresses become ``[email]``;

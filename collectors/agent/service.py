@@ -236,7 +236,7 @@ class Collector:
         if c.window.enabled or c.lock.enabled and c.lock.x11_screensaver:
             self._start_x11()
         if c.system.enabled:
-            self.sampler = SystemSampler(c.system.top_process)
+            self.sampler = SystemSampler(c.system.top_process, self.window_policy.exclude_apps)
         if c.lock.enabled and c.lock.detect_suspend:
             self.suspend = SuspendDetector()
         if c.lock.enabled and c.lock.dbus:

@@ -13,8 +13,10 @@ log = logging.getLogger("collectors.agent.system")
 class SystemSampler:
     """One `system_metrics` row per call: CPU and memory now, I/O as deltas since the last call."""
 
-    def __init__(self, top_process: bool = True):
+    def __init__(self, top_process: bool = True, exclude_apps: set[str] | frozenset[str] = frozenset()):
         self.top_process = top_process
+        # the window policy's excluded apps (lower case): never named as the top process either
+        self.exclude_apps = {a.lower() for a in exclude_apps}
         psutil.cpu_percent(None)                      # prime: the first call has no baseline
         self._disk = self._disk_now()
         self._net = psutil.net_io_counters()
@@ -50,9 +52,14 @@ class SystemSampler:
         if best is None:
             return None, None
         try:
-            return best.name(), round(best_cpu, 1)
+            name = best.name()
         except (psutil.Error, OSError):
             return None, None
+        if name.lower() in self.exclude_apps:
+            from .privacy import EXCLUDED_APP
+
+            name = EXCLUDED_APP
+        return name, round(best_cpu, 1)
 
     def sample(self, ts_us: int) -> dict:
         vm = psutil.virtual_memory()
