@@ -43,6 +43,7 @@ from pathlib import Path
 
 from focuslake.config import Paths
 from focuslake.schemas import ID_RE
+from focuslake.segments import fsync_dir, pid_alive
 
 FORMATS = ("parquet", "csv")
 SCHEMA = "gold"
@@ -119,29 +120,11 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_orphans(user_dir: Path) -> None:
     """Temp folders of exports whose process died before the rename."""
     for p in user_dir.glob(f".*{_ORPHAN_SUFFIX}*"):
         pid = p.name.rsplit(_ORPHAN_SUFFIX, 1)[-1]
-        if p.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+        if p.is_dir() and pid.isdigit() and not pid_alive(int(pid)):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -214,7 +197,7 @@ def export_user(user_id: str, *, start: date | str | None = None, end: date | st
                 con.execute(f"COPY ({sql}) TO '{target}' ({options})")
                 reader = "read_parquet" if fmt == "parquet" else "read_csv"  # count what was written
                 rows = con.execute(f"SELECT count(*) FROM {reader}('{target}')").fetchone()[0]
-                _fsync(target)
+                fsync_dir(target)
                 entries[t.name] = {"file": target.name, "rows": rows, "bytes": target.stat().st_size,
                                    "sha256": _sha256(target), "kind": "view" if t.kind == "VIEW" else "table",
                                    "period_column": t.period_column,
@@ -232,15 +215,15 @@ def export_user(user_id: str, *, start: date | str | None = None, end: date | st
                 "rows": sum(e["rows"] for e in entries.values()), "tables": entries,
             }
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=2))
-            _fsync(tmp / "manifest.json")
-            _fsync(tmp)
+            fsync_dir(tmp / "manifest.json")
+            fsync_dir(tmp)
             final = _place(tmp, user_dir, stamp, replace=replace and stamp is not None)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     finally:
         con.close()
-    _fsync(user_dir)
+    fsync_dir(user_dir)
     access_log.record(paths, "export", user_id=user_id, format=fmt, tables=sorted(entries),
                       rows=manifest["rows"], start=manifest["from"], end=manifest["to"], stamp=final.name)
     return {**manifest, "stamp": final.name, "path": str(final)}

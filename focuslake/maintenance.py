@@ -26,25 +26,11 @@ import time
 from pathlib import Path
 
 from focuslake.config import Paths
+from focuslake.segments import fsync_dir, pid_alive
 
 ORPHAN_RE = re.compile(r"^\..+\.tmp-(\d+)$")
 DEFAULT_MIN_FREE_RATIO = 0.25
 DEFAULT_ORPHAN_GRACE_S = 3600.0
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as fh:
-        os.fsync(fh.fileno())
 
 
 def _table_counts(con, catalog: str) -> dict[str, int]:
@@ -111,7 +97,7 @@ def compact(db: Path, *, min_free_ratio: float = 0.0) -> dict:
         raise RuntimeError(f"compacted copy {tmp} still has a WAL after its checkpoint; kept the old file")
     mode = db.stat().st_mode & 0o777
     os.chmod(tmp, mode)
-    _fsync(tmp)
+    fsync_dir(tmp)
     # The old file was checkpointed and closed: a WAL left beside it would be replayed against
     # the new file on the next open, so it goes first.
     Path(f"{db}.wal").unlink(missing_ok=True)
@@ -144,7 +130,7 @@ def remove_orphan_temp_files(paths: Paths | None = None, *, grace_s: float = DEF
             if not m or not f.is_file():
                 continue
             age = now - f.stat().st_mtime
-            if age >= grace_s and not _pid_alive(int(m.group(1))):
+            if age >= grace_s and not pid_alive(int(m.group(1))):
                 f.unlink(missing_ok=True)
                 removed.append(str(f.relative_to(paths.root)))
             else:

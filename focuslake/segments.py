@@ -39,11 +39,23 @@ def _stamp(ts_us: int) -> str:
 
 
 def fsync_dir(path: Path) -> None:
+    """fsync a directory (its entries: a rename is durable) -- or a file, the same way."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process exists (the writer of a `.tmp-<pid>` file or folder, say)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
 
 
 def check_id(kind: str, value: str) -> str:

@@ -160,7 +160,7 @@ def test_a_failure_mid_export_leaves_nothing_and_logs_nothing(pub, tmp_path, mon
         if len(calls) == 3:
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(export, "_fsync", failing_fsync)
+    monkeypatch.setattr(export, "fsync_dir", failing_fsync)
     before = len(access_log.entries(pub))
     with pytest.raises(OSError, match="No space"):
         export.export_user(USER, fmt="parquet", out=tmp_path, paths=pub)

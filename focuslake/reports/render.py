@@ -25,6 +25,7 @@ from pathlib import Path
 from focuslake.config import Paths
 from focuslake.reports import data
 from focuslake.reports.periods import Period
+from focuslake.segments import fsync_dir, pid_alive
 
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
 _TMP = re.compile(r"^\.(?P<label>.+)\.tmp-(?P<pid>\d+)$")
@@ -41,28 +42,10 @@ def report_dir(root: Path, user_id: str, period: Period) -> Path:
     return root / user_id / period.kind / period.label
 
 
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _remove_orphans(parent: Path, label: str) -> None:
     for p in parent.glob(f".{label}.tmp-*"):
         m = _TMP.match(p.name)
-        if m and m.group("label") == label and int(m.group("pid")) != os.getpid() and not _pid_alive(int(m.group("pid"))):
+        if m and m.group("label") == label and int(m.group("pid")) != os.getpid() and not pid_alive(int(m.group("pid"))):
             shutil.rmtree(p, ignore_errors=True)
 
 
@@ -96,7 +79,7 @@ def publish_dir(tmp: Path, target: Path) -> None:
             os.rename(target, aside)
             os.rename(tmp, target)
             shutil.rmtree(aside)
-    _fsync(target.parent)
+    fsync_dir(target.parent)
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -135,7 +118,7 @@ def write_report(report: dict, target: Path) -> Path:
         for f in tmp.iterdir():
             with open(f, "rb") as fh:
                 os.fsync(fh.fileno())
-        _fsync(tmp)
+        fsync_dir(tmp)
         publish_dir(tmp, target)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
