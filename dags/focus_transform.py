@@ -1,17 +1,16 @@
-"""focus_transform: dbt (bronze -> silver -> gold) over the lake, one Airflow task per dbt node.
+"""focus_transform: dbt (bronze -> silver -> gold) over the lake, one `dbt build`. Configuration only.
 
-Configuration only: Astronomer Cosmos renders dbt_project/ as a DbtTaskGroup built by
-focuslake.orchestration.dbt_task_group (its docstring explains the Cosmos settings).
+The task is a Cosmos DbtBuildLocalOperator made by focuslake.orchestration.dbt_build_task (its
+module docstring explains the Cosmos settings and why the scheduled transform is one dbt build).
 """
 from __future__ import annotations
 
 from airflow.providers.standard.operators.empty import EmptyOperator
 from airflow.sdk import DAG
-from cosmos.constants import TestBehavior
 
 from focuslake.airflow_env import DEFAULT_TASK_ARGS
 from focuslake.assets import LAKE, WAREHOUSE
-from focuslake.orchestration import dbt_task_group, document_dbt_tasks
+from focuslake.orchestration import TRANSFORM_BUILD_DOC, dbt_build_task
 
 with DAG(
     dag_id="focus_transform",
@@ -22,19 +21,21 @@ with DAG(
     tags=["focuslake", "dbt", "warehouse"],
     doc_md="""
 ### focus_transform
-Scheduled on the **focus_lake** asset (updated by `focus_ingest`). Runs the dbt project
-`dbt_project/` over the Parquet lake into the working DuckDB warehouse
-(`FOCUSLAKE_DATA/warehouse/focus.duckdb`): bronze views, silver and gold tables (all periods).
-Each dbt model is one task (`dbt build` of the model: the model, then its tests; a test with
-several parents runs as a task of its own once they are all built). Every dbt task runs in pool
-`warehouse_writer` (one slot). When all succeeded, `warehouse_built` updates the
+Scheduled on the **focus_lake** asset (updated by `focus_ingest`). `dbt_build` runs the dbt
+project `dbt_project/` over the Parquet lake into the working DuckDB warehouse
+(`FOCUSLAKE_DATA/warehouse/focus.duckdb`) as one `dbt build`: seeds, bronze views, silver and
+gold tables, each model followed by its tests, in dependency order. The event-derived models are
+incremental: a build rebuilds only what the newly ingested segments reach (docs/incremental.md).
+Pool `warehouse_writer` (one slot). When it succeeded, `warehouse_built` updates the
 **focus_warehouse** asset, which schedules `focus_quality`.
 
-The task graph comes from `dbt_project/target/manifest.json`: after changing models, run
-`python -m focuslake.airflow_env --setup` (it runs `dbt parse`).
+Per-model results: the task log lists every model and test with its status and time (dbt's
+own output). A failed model or test fails the task; its retry builds again, and a model whose
+tests failed is rebuilt and tested again (its build is not counted as consumed). To rebuild one
+model by hand: `cd dbt_project && dbt build --select <model>` (README).
 """,
 ) as dag:
-    transform = dbt_task_group("dbt", test_behavior=TestBehavior.BUILD)
+    transform = dbt_build_task("dbt_build", select=[], doc_md=TRANSFORM_BUILD_DOC)
     warehouse_built = EmptyOperator(
         task_id="warehouse_built",
         outlets=[WAREHOUSE],
@@ -42,4 +43,3 @@ The task graph comes from `dbt_project/target/manifest.json`: after changing mod
         "the **focus_warehouse** asset. Does not open DuckDB.",
     )
     transform >> warehouse_built
-    document_dbt_tasks(dag)

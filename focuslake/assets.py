@@ -1,17 +1,30 @@
 """The Airflow Assets that chain the pipeline's DAGs, defined once.
 
-    focus_ingest ──LAKE──▶ focus_transform ──WAREHOUSE──▶ focus_quality ──AUDITED_WAREHOUSE──▶
+    (landing) ──LANDING──▶ focus_ingest ──LAKE──▶ focus_transform ──WAREHOUSE──▶ focus_quality ──AUDITED_WAREHOUSE──▶
     focus_publish ──PUBLISHED_WAREHOUSE──▶ (analysts)
 
 A DAG that produces an asset lists it in a task's ``outlets``; the next DAG is scheduled on it.
 URIs use an ``x-`` scheme, which Airflow keeps as given (no normalizer, no path of a particular
 machine baked into the asset's identity: tests with another FOCUSLAKE_DATA see the same assets).
 
-Import-light on purpose: DAG files import this at parse time. Only ``airflow.sdk.Asset``.
+LANDING is updated by no DAG: its AssetWatcher (focuslake.landing_watch.LandingTrigger, run by the
+triggerer) updates it when sealed segments land, so ingest starts seconds after a segment lands.
+
+Import-light on purpose: DAG files import this at parse time (``airflow.sdk`` and Airflow's
+trigger base class).
 """
 from __future__ import annotations
 
-from airflow.sdk import Asset
+from airflow.sdk import Asset, AssetWatcher
+
+from focuslake.landing_watch import LandingTrigger
+
+LANDING_POKE_S = 5.0
+"""How often the landing watcher looks for new segments (seconds)."""
+
+LANDING = Asset(name="focus_landing", uri="x-focuslake://landing",
+                watchers=[AssetWatcher(name="focus_landing_watcher", trigger=LandingTrigger(LANDING_POKE_S))])
+"""Sealed segments in FOCUSLAKE_DATA/landing: updated by its watcher, schedules focus_ingest."""
 
 LAKE = Asset(name="focus_lake", uri="x-focuslake://lake")
 """Parquet lake under FOCUSLAKE_DATA/lake, updated by focus_ingest."""
@@ -25,4 +38,4 @@ AUDITED_WAREHOUSE = Asset(name="focus_warehouse_audited", uri="x-focuslake://war
 PUBLISHED_WAREHOUSE = Asset(name="focus_warehouse_published", uri="x-focuslake://warehouse/published")
 """The analysts' read-only copy, swapped in by focus_publish."""
 
-ALL = (LAKE, WAREHOUSE, AUDITED_WAREHOUSE, PUBLISHED_WAREHOUSE)
+ALL = (LANDING, LAKE, WAREHOUSE, AUDITED_WAREHOUSE, PUBLISHED_WAREHOUSE)

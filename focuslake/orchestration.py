@@ -4,27 +4,27 @@ DAG files stay configuration: the dag id, schedule, tags and docs are in the fil
 rendered with Astronomer Cosmos and which pipeline function each task calls is here, once.
 
 Cosmos settings, chosen for these versions (Cosmos 1.15.1, dbt-core 1.11.16, Airflow 3.3.2):
-- LoadMode.DBT_MANIFEST: the task graph is read from dbt_project/target/manifest.json, written
-  by `dbt parse` at setup (`python -m focuslake.airflow_env --setup`, run again after editing
-  models). Reading a JSON file keeps parsing cheap; DBT_LS starts dbt at parse time (seconds,
-  a dbt process in the DAG processor). If the manifest is missing or older than any project
-  file (fresh checkout, models edited since) we fall back to DBT_LS, so the DAG still loads with
-  the current models instead of silently rendering stale ones.
-- ExecutionMode.LOCAL: dbt runs inside the Airflow worker process; DuckDB is a local file, so
-  there is nothing to gain from containers or a virtualenv per task.
-- InvocationMode.DBT_RUNNER: dbt is called in-process (dbtRunner) instead of a `dbt` subprocess:
-  no interpreter start and dbt import per task.
-- TestBehavior.BUILD: one task per model runs `dbt build` on it (the model, then its tests);
-  tests with several parents run detached, once all their parents are built. AFTER_EACH would
-  put each model's tests in a task of their own: twice the tasks, and every task costs seconds
-  of process start, DAG parse and dbt parse (measured: 5-10 s on a busy 2-core machine) while
-  the one-slot pool runs them one at a time anyway.
-- The metric DAGs use one `DbtBuildLocalOperator` (`dbt build --select tag:<cadence>`): they
-  rebuild a few small rollups every hour/day, where per-model tasks would multiply that
-  overhead by the number of models for no parallelism (one DuckDB writer).
+- Every dbt task is one Cosmos `DbtBuildLocalOperator` running `dbt build` (each model, then its
+  tests, in dependency order): the transform builds the whole project, each metric DAG the
+  models tagged with its cadence (`--select tag:<cadence>`). Not a DbtTaskGroup with one task per
+  dbt node (TestBehavior.BUILD): that is how the transform ran until 2026-12-02, and it made
+  landing -> published gold take more than 10 minutes. The one-slot writer pool runs the ~60 node
+  tasks one at a time, and every task pays process start, DAG parse and a dbt invocation
+  (5-10 s on a busy 2-core machine) for a model that builds in well under a second
+  incrementally. One build keeps dbt's own ordering, threads and its single DuckDB connection;
+  freshness is measured by `python -m focuslake.bench_airflow` (benchmarks/RESULTS.md).
+  ExecutionMode.WATCHER (one producer build, one sensor task per node) would keep per-node tasks
+  in the UI, but it is experimental in Cosmos 1.15 (its docs: retries of the producer can drop a
+  first attempt's model failures) and still starts one Airflow task per node.
+- ExecutionMode.LOCAL with InvocationMode.DBT_RUNNER: dbt runs in-process (dbtRunner) inside the
+  Airflow worker; DuckDB is a local file, so there is nothing to gain from containers or a
+  virtualenv per task, and no interpreter start or dbt import per task.
+- Parse time: the operators are plain, so the DAG files read no dbt manifest (the dbt project is
+  parsed by dbt when the task runs; `python -m focuslake.airflow_env --setup` keeps
+  `target/manifest.json` fresh for partial parsing and the privacy tooling).
 - emit_datasets=False: the DAGs publish warehouse-level assets (focuslake.assets); per-model
   Cosmos datasets (OpenLineage-derived URIs) would only add noise.
-- install_dbt_deps=False: the project has no dbt packages and no network to fetch them from.
+- install_deps=False: the project has no dbt packages and no network to fetch them from.
 - Every dbt task runs in pool `warehouse_writer` (one slot): DuckDB allows one writer process.
 - Telemetry: off through the environment (AIRFLOW__COSMOS__ENABLE_TELEMETRY=False, DO_NOT_TRACK,
   SCARF_NO_ANALYTICS; Cosmos checks all three) and dbt's send_anonymous_usage_stats flag.
@@ -34,15 +34,13 @@ Cosmos settings, chosen for these versions (Cosmos 1.15.1, dbt-core 1.11.16, Air
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from pathlib import Path
 
 from airflow.sdk import CronDataIntervalTimetable, task
-from cosmos.airflow.task_group import DbtTaskGroup
-from cosmos.config import ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+from cosmos.config import ProfileConfig
+from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
-from focuslake.airflow_env import DBT_MANIFEST, WAREHOUSE_POOL, dbt_executable, dbt_manifest_is_fresh
+from focuslake.airflow_env import WAREHOUSE_POOL, dbt_executable
 from focuslake.assets import PUBLISHED_WAREHOUSE
 from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, Paths
 from focuslake.schedules import cadence
@@ -65,10 +63,6 @@ DBT_INTERVAL_VARS = {
 (:func:`focuslake.schedules.resolve_interval`: exactly one period, or the task fails)."""
 
 
-def load_method() -> LoadMode:
-    return LoadMode.DBT_MANIFEST if dbt_manifest_is_fresh(DBT_PROJECT_DIR) else LoadMode.DBT_LS
-
-
 def _dbt_env() -> dict[str, str]:
     return {**NO_TELEMETRY_ENV, "FOCUSLAKE_DATA": str(Paths.from_env().root), "DBT_PROFILES_DIR": str(DBT_PROJECT_DIR)}
 
@@ -78,49 +72,11 @@ def _profile_config() -> ProfileConfig:
                          profiles_yml_filepath=DBT_PROJECT_DIR / "profiles.yml")
 
 
-def dbt_task_group(group_id: str = "dbt", *, select: list[str] | None = None,
-                   test_behavior: TestBehavior = TestBehavior.BUILD) -> DbtTaskGroup:
-    """The dbt project (or the ``select``ed part of it) as Cosmos tasks, one per dbt node."""
-    method = load_method()
-    dbt = str(dbt_executable())
-    project = ProjectConfig(
-        dbt_project_path=DBT_PROJECT_DIR,
-        manifest_path=DBT_MANIFEST if method == LoadMode.DBT_MANIFEST else None,
-        install_dbt_deps=False,
-        env_vars=_dbt_env(),
-    )
-    if project.manifest_path is not None:
-        # ProjectConfig wraps every manifest path in an ObjectStoragePath (for remote manifests),
-        # whose open() makes Airflow load all its plugins -- Cosmos' own imports FastAPI: about
-        # 0.35 s of every parse of this DAG file. Ours is a local file: a pathlib.Path (one of the
-        # types Cosmos declares for it) reads it without that.
-        project.manifest_path = Path(DBT_MANIFEST)
-    return DbtTaskGroup(
-        group_id=group_id,
-        project_config=project,
-        profile_config=_profile_config(),
-        execution_config=ExecutionConfig(
-            execution_mode=ExecutionMode.LOCAL,
-            invocation_mode=InvocationMode.DBT_RUNNER,
-            dbt_executable_path=dbt,
-        ),
-        render_config=RenderConfig(
-            load_method=method,
-            select=list(select or []),
-            test_behavior=test_behavior,
-            # A test with several parents (e.g. `relationships` from a bronze model to a seed) gets
-            # its own task after all its parents; otherwise it runs inside the first parent's test
-            # task (dbt's eager indirect selection), before the other parent exists, and fails.
-            should_detach_multiple_parents_tests=True,
-            emit_datasets=False,
-            # Only used by the DBT_LS fallback: `dbt ls` as a subprocess of the DAG processor.
-            # (Cosmos rejects a render dbt_executable_path with DBT_RUNNER unless it equals
-            # `which dbt`, which depends on PATH.)
-            invocation_mode=InvocationMode.SUBPROCESS,
-            dbt_executable_path=dbt,
-        ),
-        operator_args={"pool": WAREHOUSE_POOL},
-    )
+TRANSFORM_BUILD_DOC = (
+    "`dbt build` of the whole project (Cosmos `DbtBuildLocalOperator`, in-process dbtRunner): seeds, bronze "
+    "views, silver and gold tables, each model then its tests, in dependency order; the incremental models "
+    "rebuild only what the new segments reach (docs/incremental.md). The log lists every model and test with "
+    "its status and time. Pool `warehouse_writer`: DuckDB allows one writer process.")
 
 
 def dbt_build_task(task_id: str, *, select: list[str], dbt_vars: dict | None = None, doc_md: str | None = None
@@ -140,18 +96,6 @@ def dbt_build_task(task_id: str, *, select: list[str], dbt_vars: dict | None = N
         pool=WAREHOUSE_POOL,
         doc_md=doc_md,
     )
-
-
-def document_dbt_tasks(dag, extra: str = "") -> None:
-    """Cosmos sets no doc_md on the tasks it renders: say what each one runs (shown in the UI)."""
-    for t in dag.tasks:
-        if t.doc_md is None and t.task_id.startswith("dbt."):
-            node = getattr(t, "extra_context", {}).get("dbt_node_config", {})
-            kind = type(t).__name__  # DbtRunLocalOperator, DbtBuildLocalOperator, EmptyOperator...
-            what = (f"`dbt {kind[3:-len('LocalOperator')].lower()}`" if kind.endswith("LocalOperator")
-                    else "No-op placeholder (e.g. an ephemeral model)")
-            t.doc_md = (f"{what} for `{node.get('unique_id', t.task_id)}` "
-                        f"(`{node.get('original_file_path', 'dbt_project')}`); pool `{t.pool}`.{extra}")
 
 
 def metric_timetable(name: str) -> CronDataIntervalTimetable:

@@ -322,3 +322,33 @@ def test_rerunning_a_backfill_run_changes_nothing(server):
     assert tries == {"dbt_build": 2, "check_quality": 2, "publish": 2, "render_reports": 2}, "the run really ran again"
     tables = _daily_tables()
     assert _gold(Paths(server.data).published, tables) == STATE["day_by_day_gold"]
+
+
+# 6 ------------------------------------------------------------------------------------------------
+def _landing_events(srv: AirflowServer) -> list[dict]:
+    (asset,) = [a for a in srv.get("/api/v2/assets?limit=100")["assets"] if a["name"] == "focus_landing"]
+    return srv.get(f"/api/v2/assets/events?asset_id={asset['id']}&limit=100")["asset_events"]
+
+
+def test_the_landing_watcher_runs_in_the_triggerer(server):
+    """The live triggerer runs focus_landing's watcher (focuslake.landing_watch.LandingTrigger):
+    the segments prepared at start were reported, and a segment that lands now is reported within
+    a minute. (This server creates no runs from events, `use_job_schedule = False`; the freshness
+    benchmark times the whole chain the events start.)"""
+    from focuslake.landing_watch import read_watermark
+
+    deadline = time.monotonic() + 120
+    while not (before := _landing_events(server)) and time.monotonic() < deadline:
+        time.sleep(2)
+    assert before, "no focus_landing event for the prepared segments:\n" + server.log_tail()
+    assert all(e["source_dag_id"] is None for e in before)  # from the watcher, not from a task
+    mark = read_watermark(server.data)
+    seg = next(p for p in (server.data / "landing").rglob("*") if p.is_file() and not p.name.startswith("."))
+    copy = seg.with_name(seg.name.replace("-", "-late-", 1))
+    shutil.copy(seg, copy)
+    t0 = time.monotonic()
+    while len(_landing_events(server)) == len(before) and time.monotonic() - t0 < 60:
+        time.sleep(1)
+    assert len(_landing_events(server)) > len(before), "the new segment was not reported:\n" + server.log_tail()
+    assert read_watermark(server.data) >= copy.stat().st_ctime_ns > mark
+    copy.unlink()

@@ -6,7 +6,6 @@ FOCUSLAKE_DATA, set before Airflow is imported); see tests/airflow_harness.py.
 """
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 import yaml
 from airflow_harness import dags_folder, last_run, load_dagbag, run_dag
 
-from focuslake.airflow_env import DBT_MANIFEST, WAREHOUSE_POOL, dbt_manifest_is_fresh
+from focuslake.airflow_env import WAREHOUSE_POOL
 from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT, Paths
 
 PIPELINE_DAGS = {"focus_ingest", "focus_transform", "focus_quality", "focus_publish"}
@@ -54,36 +53,20 @@ def test_every_dag_file_imports_airflow_sdk():
         assert "from airflow.sdk import" in text, f"{path.name} must import from airflow.sdk (safe mode)"
 
 
-def test_transform_renders_from_the_manifest(dagbag):
-    from cosmos.constants import LoadMode
-
-    assert DBT_MANIFEST.exists() and dbt_manifest_is_fresh()
-    group = dagbag.dags["focus_transform"].task_group_dict["dbt"]
-    assert group.dbt_graph.load_method == LoadMode.DBT_MANIFEST
-
-
-def test_transform_builds_every_model_then_its_tests(dagbag):
-    """TestBehavior.BUILD: one `dbt build` task per model and seed (the node, then its tests);
-    tests with several parents run on their own after all their parents."""
-    from cosmos.operators.local import DbtBuildLocalOperator, DbtTestLocalOperator
+def test_transform_is_one_dbt_build_of_the_whole_project(dagbag):
+    """One Cosmos `dbt build` (every model, then its tests, in dbt's order) in the writer pool,
+    then the outlet: not one task per node (the one-slot pool would run them one at a time, each
+    paying an Airflow task and a dbt invocation; orchestration.py)."""
+    from cosmos.operators.local import DbtBuildLocalOperator
 
     dag = dagbag.dags["focus_transform"]
-    manifest = json.loads(DBT_MANIFEST.read_text())
-    nodes = {k for k, v in manifest["nodes"].items() if v["resource_type"] in ("model", "seed")}
-    built = {t.extra_context["dbt_node_config"]["unique_id"]: t for t in dag.tasks
-             if isinstance(t, DbtBuildLocalOperator)}
-    assert set(built) == nodes, "every model and seed is one dbt build task"
-    by_id = {t.task_id: t for t in dag.tasks}
-    for unique_id, t in built.items():  # dbt's DAG order is the tasks' order
-        parents = {p for p in manifest["nodes"][unique_id]["depends_on"].get("nodes", []) if p in nodes}
-        assert {built[p].task_id for p in parents} <= t.upstream_task_ids, unique_id
-    for t in dag.tasks:
-        if isinstance(t, DbtTestLocalOperator):  # a detached multi-parent test
-            parents = manifest["nodes"][t.extra_context["dbt_node_config"]["unique_id"]]["depends_on"].get("nodes", [])
-            assert {built[p].task_id for p in parents if p in built} <= t.upstream_task_ids
-    # warehouse_built (the outlet) waits for every dbt task
-    assert {t for t in by_id if t.startswith("dbt.")} <= dag.get_task("warehouse_built").get_flat_relative_ids(
-        upstream=True)
+    assert sorted(t.task_id for t in dag.tasks) == ["dbt_build", "warehouse_built"]
+    build = dag.get_task("dbt_build")
+    assert isinstance(build, DbtBuildLocalOperator)
+    assert build.base_cmd == ["build"] and not build.select and not build.exclude  # the whole project
+    assert build.pool == WAREHOUSE_POOL
+    assert build.downstream_task_ids == {"warehouse_built"}
+    assert [o.name for o in dag.get_task("warehouse_built").outlets] == ["focus_warehouse"]
 
 
 def test_every_dag_and_task_is_documented_tagged_and_retried(dagbag):
@@ -97,9 +80,19 @@ def test_every_dag_and_task_is_documented_tagged_and_retried(dagbag):
             assert task.retry_exponential_backoff >= 2, f"{dag.dag_id}.{task.task_id}"
 
 
-def test_ingest_schedule_every_five_minutes_without_catchup(dagbag):
+def test_ingest_runs_when_segments_land_and_every_five_minutes(dagbag):
+    """Event-driven: the focus_landing asset's watcher (LandingTrigger) schedules the ingest when
+    sealed segments land; the 5-minute cron is the backstop."""
+    from airflow.sdk import AssetOrTimeSchedule
+
     dag = dagbag.dags["focus_ingest"]
-    assert dag.timetable.expression == "*/5 * * * *"
+    assert isinstance(dag.timetable, AssetOrTimeSchedule)
+    assert dag.timetable.timetable.expression == "*/5 * * * *"
+    landing = dag.timetable.asset_condition
+    assert landing.name == "focus_landing"
+    (watcher,) = landing.watchers
+    classpath, kwargs = watcher.trigger.serialize()
+    assert classpath == "focuslake.landing_watch.LandingTrigger" and kwargs["poke_interval"] <= 10
     assert dag.catchup is False
 
 
@@ -289,7 +282,7 @@ def test_warehouse_tasks_use_the_single_writer_pool(dagbag):
                 continue
             seen += 1
             assert task.pool == WAREHOUSE_POOL, f"{task.dag_id}.{task.task_id} runs in {task.pool}"
-    assert seen >= 20
+    assert seen >= 17
     for dag_id in EXPECTED_DAGS:
         assert dagbag.dags[dag_id].max_active_runs == 1, dag_id
 

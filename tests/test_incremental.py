@@ -31,14 +31,14 @@ HOUR_VARS = '{"incremental_partition_s": 3600}'
 FLOAT_TYPES = {"DOUBLE", "FLOAT", "REAL"}
 
 
-def dbt(data: Path, warehouse: Path, *args: str) -> str:
+def dbt(data: Path, warehouse: Path, *args: str, check: bool = True) -> str:
     env = {**os.environ, **NO_TELEMETRY_ENV, "FOCUSLAKE_DATA": str(data), "FOCUSLAKE_WAREHOUSE": str(warehouse)}
     target = warehouse.parent / f"target-{warehouse.stem}"
     r = subprocess.run([str(DBT), *args, "--profiles-dir", ".", "--target-path", str(target),
                         "--log-path", str(target / "logs")],
                        cwd=DBT_PROJECT_DIR, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert r.returncode == 0, r.stdout[-4000:] + r.stderr[-2000:]
-    return r.stdout
+    assert r.returncode == 0 or not check, r.stdout[-4000:] + r.stderr[-2000:]
+    return r.stdout if r.returncode == 0 else f"FAILED\n{r.stdout}"
 
 
 def segment_hour(p: Path) -> str:
@@ -197,6 +197,36 @@ def test_a_rerun_with_nothing_new_rebuilds_nothing(built):
                                                       WHERE model = 'slv_events' AND kind = 'marker')""")
     assert changes == [(0,)]
     assert q(built["by_day"], "SELECT count(*) FROM gold.gld_focus_features") == before
+
+
+def test_a_model_whose_tests_failed_is_rebuilt_and_tested_again(built, tmp_path):
+    """A build whose tests fail does not count as consumed (macro incr_unlog_failed): the next
+    build (a retry) rebuilds the same rows and tests them again instead of passing on nothing."""
+    wh = tmp_path / "retry.duckdb"
+    shutil.copy(built["by_day"], wh)
+    con = duckdb.connect(str(wh))
+    # an upstream fault: one idle period twice, logged as a change of slv_idle_periods
+    dev = con.execute("""SELECT user_id, device_id, start_us FROM silver.slv_idle_periods
+                         WHERE duration_s >= 60 ORDER BY start_us LIMIT 1""").fetchone()
+    con.execute("INSERT INTO silver.slv_idle_periods SELECT * FROM silver.slv_idle_periods "
+                "WHERE user_id = ? AND device_id = ? AND start_us = ?", list(dev))
+    con.execute("""INSERT INTO audit.dbt_incremental_log (model, kind, user_id, device_id, from_us, logged_at)
+                   VALUES ('slv_idle_periods', 'change', ?, ?, ?, now()::TIMESTAMP)""", list(dev))
+    con.close()
+    for attempt in (1, 2):  # the first build and its retry both rebuild the rows and fail on them
+        out = dbt(built["paths"].root, wh, "build", "--select", "gld_focus_features", check=False)
+        assert out.startswith("FAILED"), f"attempt {attempt}: {out[-3000:]}"
+        assert "Failure in test between_gld_focus_features_idle_time_30s" in out, out[-3000:]
+        assert "not marked as built: gld_focus_features" in out, out[-3000:]
+    bad = q(wh, "SELECT count(*) FROM gold.gld_focus_features WHERE idle_time_30s > 30")
+    assert bad[0][0] > 0
+    # once the fault upstream is repaired, the next build repairs the rows and passes
+    con = duckdb.connect(str(wh))
+    con.execute("""DELETE FROM silver.slv_idle_periods WHERE rowid = (SELECT max(rowid) FROM silver.slv_idle_periods
+                   WHERE user_id = ? AND device_id = ? AND start_us = ?)""", list(dev))
+    con.close()
+    dbt(built["paths"].root, wh, "build", "--select", "gld_focus_features")
+    assert q(wh, "SELECT count(*) FROM gold.gld_focus_features WHERE idle_time_30s > 30") == [(0,)]
 
 
 def test_every_incremental_model_declares_its_retention_day():

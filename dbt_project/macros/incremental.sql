@@ -42,6 +42,33 @@ where logged_at < (select min(last) from (
 {% endif %}
 {% endmacro %}
 
+{#-
+  on-run-end, before incr_prune: an incremental model whose tests failed in this invocation
+  forgets what this invocation logged for it (its marker and changes). Its rows stay as built
+  until the next build, which consumes the same upstream changes again, rebuilds the same rows
+  and tests them again. Without this a retry would find nothing new, rebuild nothing, test no
+  rows (tests check the rows a build rebuilt) and pass with the bad rows kept.
+-#}
+{% macro incr_unlog_failed(results) %}
+{% if execute %}
+  {%- set failed = [] -%}
+  {%- for r in results if r.node.resource_type == 'test' and r.status in ('fail', 'error') -%}
+    {%- set parents = [r.node.attached_node] if r.node.attached_node else r.node.depends_on.nodes -%}
+    {%- for p in parents -%}
+      {%- set n = graph.nodes.get(p) -%}
+      {%- if n and n.config.materialized == 'incremental' and (n.alias or n.name) not in failed -%}
+        {%- do failed.append(n.alias or n.name) -%}
+      {%- endif -%}
+    {%- endfor -%}
+  {%- endfor -%}
+  {%- if failed -%}
+    {%- do log("incremental models with failed tests, not marked as built: " ~ failed | join(", "), info=true) -%}
+    {%- do run_query("delete from audit.dbt_incremental_log where invocation_id = '" ~ invocation_id
+                     ~ "' and model in " ~ _incr_sql_list(failed)) -%}
+  {%- endif -%}
+{% endif %}
+{% endmacro %}
+
 {% macro _incr_sql_list(names) -%}
   ({% for n in names %}'{{ n }}'{{ ", " if not loop.last }}{% endfor %}{% if not names %}null{% endif %})
 {%- endmacro %}
