@@ -32,7 +32,7 @@ Pool `warehouse_writer` (one slot). When it succeeded, `warehouse_built` updates
 Per-model results: the task log lists every model and test with its status and time (dbt's
 own output). A failed model or test fails the task; its retry builds again, and a model whose
 tests failed is rebuilt and tested again (its build is not counted as consumed). To rebuild one
-model by hand: `cd dbt_project && dbt build --select <model>` (README).
+model by hand: `cd dbt_project && ../.venv/bin/dbt build --select <model>` (docs/airflow.md).
 """,
 ) as dag:
     transform = dbt_build_task("dbt_build", select=[], doc_md=TRANSFORM_BUILD_DOC)

@@ -31,7 +31,6 @@ from pathlib import Path
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
-PART_SUFFIX = ".part"
 WATERMARK_FILE = ".landing_watch"
 
 
@@ -54,7 +53,13 @@ def write_watermark(root: Path, ctime_ns: int) -> None:
 
 
 def newly_sealed(landing: Path, after_ns: int) -> tuple[int, int]:
-    """(count, newest ctime_ns) of sealed segments under ``landing`` changed after ``after_ns``."""
+    """(count, newest ctime_ns) of sealed segments under ``landing`` changed after ``after_ns``.
+
+    Sealed as focuslake.ingest.discover counts them (not ``.part``, not hidden); unlike it, files
+    of directories unchanged since ``after_ns`` are not stat'ed.
+    """
+    from focuslake.segments import PART_SUFFIX  # here, not at module level: numpy, not at DAG parse
+
     count, newest = 0, after_ns
     stack = [landing]
     while stack:
