@@ -72,11 +72,16 @@ demo: setup
 summary:
 	$(BIN)/python -m focuslake summary
 
+# Test modules run on TEST_WORKERS pytest-xdist processes (each module whole, in its own order, on
+# one worker: --dist loadfile; the heaviest first: tests/conftest.py). TEST_WORKERS=0 runs them in this one process.
+TEST_WORKERS ?= 2
+PYTEST_PAR = $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder)
+
 test: sysdeps setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_PAR)
 
 test-fast: setup
-	$(BIN)/pytest -m "not slow"
+	$(BIN)/pytest $(PYTEST_PAR) -m "not slow"
 
 # Each module prints its own side-by-side comparisons; modules not written yet are skipped.
 BENCH_MODULES ?= focuslake.bench focuslake.bench_models collectors.bench focuslake.bench_airflow \

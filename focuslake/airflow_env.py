@@ -192,7 +192,7 @@ def dbt_parse(env: dict[str, str] | None = None) -> Path:
     """Write ``dbt_project/target/manifest.json`` (what the transform DAG renders its tasks from)."""
     env = {**os.environ, **(env or airflow_env())}
     cmd = [str(dbt_executable()), "parse", "--project-dir", str(DBT_PROJECT_DIR),
-           "--profiles-dir", str(DBT_PROJECT_DIR)]
+           "--profiles-dir", str(DBT_PROJECT_DIR), "--target-path", str(DBT_MANIFEST.parent)]
     proc = subprocess.run(cmd, check=False, env=env, cwd=DBT_PROJECT_DIR, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f"dbt parse failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}")

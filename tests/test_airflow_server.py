@@ -37,7 +37,7 @@ import duckdb
 import pytest
 from airflow_server import AirflowServer
 
-from focuslake.airflow_env import WAREHOUSE_POOL
+from focuslake.airflow_env import DBT_MANIFEST, WAREHOUSE_POOL
 from focuslake.config import DBT_PROJECT_DIR, NO_TELEMETRY_ENV, Paths
 
 pytestmark = pytest.mark.slow
@@ -91,7 +91,7 @@ def server(tmp_path_factory):
 
 def _daily_tables() -> list[str]:
     """`schema.table` of the dbt models tagged `daily` (what the daily DAG rebuilds)."""
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads(DBT_MANIFEST.read_text())
     return sorted(f"{n['schema']}.{n.get('alias') or n['name']}" for n in manifest["nodes"].values()
                   if n["resource_type"] == "model" and "daily" in n["config"].get("tags", [])
                   and n["config"].get("materialized") != "view")

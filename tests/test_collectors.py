@@ -164,7 +164,8 @@ def test_collector_lands_exactly_what_was_injected(xserver, native_built, tmp_pa
     lk = [int(r["ts_us"]) for r in csv_rows(landing, "system_events") if r["event"] in ("lock", "unlock")]
     grid = [g for g in range(first - first % 5_000_000 + 5_000_000, last, 5_000_000)
             if not lk[0] <= g <= lk[1]]
-    assert [int(r["ts_us"]) for r in hb] == grid          # every 5 s on the grid while unlocked
+    assert [int(r["ts_us"]) for r in hb] == grid, (  # every 5 s on the grid while unlocked
+        [(r["ts_us"], r["reason"], r["app_name"]) for r in aw], lk)
     assert [int(r["ts_us"]) for r in aw] == sorted(int(r["ts_us"]) for r in aw)
 
     # -- lock: close sample at the lock, change at the unlock; system events -----------------------

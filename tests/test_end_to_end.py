@@ -85,8 +85,9 @@ def test_dbt_docs_describe_every_gold_column(built):
     r = dbt("docs", "generate", data=built.root)
     assert r.returncode == 0, r.stdout[-3000:]
     import json
-    catalog = json.loads((DBT_PROJECT_DIR / "target" / "catalog.json").read_text())
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    target = DBT_PROJECT_DIR / os.environ.get("DBT_TARGET_PATH", "target")  # tests/conftest.py sets it
+    catalog = json.loads((target / "catalog.json").read_text())
+    manifest = json.loads((target / "manifest.json").read_text())
     for node in manifest["nodes"].values():
         if node["resource_type"] == "model" and node["name"].startswith("gld_"):
             real_cols = set(catalog["nodes"][node["unique_id"]]["columns"])

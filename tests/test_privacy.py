@@ -29,7 +29,7 @@ from focuslake import pipeline
 from focuslake.config import DBT_PROJECT_DIR, Paths
 from focuslake.maintenance import apply_retention as maintenance_retention
 from focuslake.privacy import access_log, consent
-from focuslake.privacy.forget import ForgetError, forget_user, scan
+from focuslake.privacy.forget import ForgetError, forget_user, log_roots, scan, scan_logs
 from focuslake.privacy.keys import user_hash
 from focuslake.privacy.policy import KEYSTROKE_DYNAMICS, PolicyError, load_policy, policy_path
 from focuslake.privacy.retention import apply_retention
@@ -222,6 +222,18 @@ def forgotten(tmp_path_factory):
         (paths.root / rel).parent.mkdir(parents=True, exist_ok=True)
         (paths.root / rel).write_text("report of user02 on laptop02\n")
     (paths.root / "focus_ingest.log").write_text("INFO ingested landing/events/user02/laptop02/...\nok user01\n")
+    # the log folders outside the data root (this process's Airflow home and dbt log dir:
+    # tests/conftest.py): a task log of the export DAG and a line of dbt's log naming them
+    task_log = (Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / "dag_id=focus_export"
+                / "run_id=scheduled__2026-11-17T02:00:00+00:00" / "task_id=export" / "attempt=1.log")
+    task_log.parent.mkdir(parents=True, exist_ok=True)
+    task_log.write_text('{"event": "exported 1,234 rows of user02 in 8 tables (parquet)"}\n'
+                        '{"event": "exported 1,200 rows of user01 in 8 tables (parquet)"}\n'
+                        '{"event": "device laptop02 done"}\n')
+    dbt_log = Path(os.environ["DBT_LOG_PATH"]) / "dbt.log"
+    dbt_log.parent.mkdir(parents=True, exist_ok=True)
+    with dbt_log.open("a") as f:
+        f.write("12:00:00  On model.focuslake.gld_user_daily: /* user02 */ select 1\n")
     devices = {r[0] for r in q(paths.warehouse, "SELECT DISTINCT device_id FROM silver.slv_events WHERE user_id = 'user02'")}
     old = min((paths.landing / "system_metrics" / "user02").rglob("*.csv"))
     kept_segment = (old.relative_to(paths.landing), old.read_bytes())
@@ -233,7 +245,7 @@ def forgotten(tmp_path_factory):
                         "gld_user_app_daily", "gld_user_category_daily", "gld_user_streaks")}
     dau = dict(q(paths.published, "SELECT day, dau FROM gold.gld_team_daily"))
     receipt = forget_user(paths, user_hash(paths, "user02"))  # by hash: what a UI trigger would carry
-    return paths, receipt, devices, others, dau, kept_segment
+    return paths, receipt, devices, others, dau, kept_segment, (task_log, dbt_log)
 
 
 def every_trace(paths: Paths, needles: list[str]) -> list[str]:
@@ -276,8 +288,20 @@ def test_nothing_of_the_user_is_left_anywhere(forgotten):
     assert every_trace(paths, ["user01"]) != [] and q(paths.published, "SELECT count(*) FROM gold.gld_user_daily")[0][0] == 4
 
 
+def test_the_airflow_and_dbt_logs_outside_the_data_root_are_reached(forgotten):
+    paths, receipt, devices, *_, (task_log, dbt_log) = forgotten
+    assert {str(task_log.parents[3]), str(dbt_log.parent)} <= set(receipt["log_roots"])
+    assert "laptop02" in devices and receipt["removed"]["log_files_redacted"] >= 3  # 2 files for the id, 1 for the device
+    text = task_log.read_text()
+    assert "user02" not in text and "laptop02" not in text and "rows of user01" in text
+    assert "[forgotten]" in text and "[forgotten-device]" in text
+    assert "user02" not in dbt_log.read_text() and "gld_user_daily" in dbt_log.read_text()
+    assert scan_logs(log_roots(paths), "user02") == []
+    assert scan_logs(log_roots(paths), "user01") != []  # the scan sees what is there
+
+
 def test_other_users_gold_is_unchanged_and_team_tables_recount(forgotten):
-    paths, _, _, others, dau, _ = forgotten
+    paths, _, _, others, dau, *_ = forgotten
     for t, rows in others.items():
         assert q(paths.published, f"SELECT * FROM gold.{t} ORDER BY ALL") == rows, t
         assert q(paths.warehouse, f"SELECT * FROM gold.{t} ORDER BY ALL") == rows, t
@@ -298,7 +322,7 @@ def test_the_receipt_holds_counts_and_only_a_hash(forgotten):
 
 
 def test_late_data_of_a_forgotten_user_is_refused(forgotten):
-    paths, *_, (rel, data) = forgotten
+    paths, *_, (rel, data), _ = forgotten
     target = paths.landing / rel
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_bytes(data)  # an offline laptop's queue arrives after the forget

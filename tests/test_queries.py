@@ -24,6 +24,7 @@ from analyst_workload import published_workload
 from duck import q
 
 from focuslake import query
+from focuslake.airflow_env import DBT_MANIFEST
 from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
@@ -364,7 +365,7 @@ def test_contract_v1_is_pinned():
 
 
 def test_analyst_models_are_contracted_documented_views_over_gold_only(pub):
-    manifest = json.loads((DBT_PROJECT_DIR / "target" / "manifest.json").read_text())
+    manifest = json.loads(DBT_MANIFEST.read_text())
     models = {n["name"]: n for n in manifest["nodes"].values()
               if n["resource_type"] == "model" and n["schema"] == "analyst"}
     assert set(models) == set(ANALYST_V1)

@@ -42,6 +42,8 @@ from .x11 import WindowInfo, X11Watcher
 
 log = logging.getLogger("collectors.agent")
 TICK_LAG_US = 250_000
+# events that change which window is active (or whether any is): the heartbeats due before them first
+_WINDOW_STATE_EVENTS = frozenset({"window", "x11_ready", "lock", "unlock", "suspend", "resume"})
 STATUS_EVERY_US = 5_000_000
 NEVER_RECORDED = [
     ("which key was pressed (key codes, scan codes, characters, modifier state) unless "
@@ -269,6 +271,11 @@ class Collector:
     # ------------------------------------------------------------------ events
     def _handle(self, item: tuple) -> None:
         kind, ts = item[0], item[1]
+        if kind in _WINDOW_STATE_EVENTS:
+            # a grid point already passed belongs to the window active until now: its heartbeat
+            # goes first (the tick runs TICK_LAG_US behind, so under load a change just after a
+            # grid point is often handled before that point's tick, which would then skip it)
+            self._heartbeats(ts - 1)
         if kind == "window":
             self._on_window(ts, item[2])
         elif kind == "x11_ready":
@@ -343,6 +350,21 @@ class Collector:
         self._pump_all(ts)
 
     # ------------------------------------------------------------------ periodic work
+    def _heartbeats(self, due: int) -> None:
+        """The window heartbeats of the grid points up to ``due``, for the window active then."""
+        if "active_window" not in self.sinks:
+            return
+        step = self.cfg.window.heartbeat_seconds * 1_000_000
+        while self.next_hb <= due:
+            t = self.next_hb
+            # only after the window's change sample: under load the X thread may report the
+            # first window after a grid point has passed, which must not get a heartbeat
+            # dated before the window was known
+            if (not self.locked and self.asleep_since is None and self.win is not None
+                    and self._last_change_ts is not None and t > self._last_change_ts):
+                self._window_row(t, "heartbeat")
+            self.next_hb = max(t + step, _next_grid(due, step))
+
     def _ticks(self, now: int) -> None:
         c = self.cfg
         due = now - TICK_LAG_US
@@ -352,17 +374,7 @@ class Collector:
                 t = self.next_sys
                 self.sinks["system_metrics"].put_dict(self.sampler.sample(t))
                 self.next_sys = max(t + step, _next_grid(due, step))   # skip missed ones (slept)
-        if "active_window" in self.sinks:
-            step = c.window.heartbeat_seconds * 1_000_000
-            while self.next_hb <= due:
-                t = self.next_hb
-                # only after the window's change sample: under load the X thread may report the
-                # first window after a grid point has passed, which must not get a heartbeat
-                # dated before the window was known
-                if (not self.locked and self.asleep_since is None and self.win is not None
-                        and self._last_change_ts is not None and t > self._last_change_ts):
-                    self._window_row(t, "heartbeat")
-                self.next_hb = max(t + step, _next_grid(due, step))
+        self._heartbeats(due)
         if self.counter is not None:
             step = c.input.bucket_seconds * 1_000_000
             if self.next_bucket <= due:

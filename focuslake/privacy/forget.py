@@ -18,14 +18,16 @@ In order (each step idempotent, so a forget interrupted anywhere is finished by 
 5. the working warehouse and the published copy: every row with their ``user_id`` deleted,
    tables with no user column built from theirs (team DAU/WAU/MAU, retention cohorts, the
    app/title catalogue) rebuilt by dbt, then each file rewritten (deleted bytes gone);
-6. any other text file under the data root that names them (logs): the id replaced;
-7. a scan of the whole data root for the id; the receipt says what it found (nothing, or the
-   forget fails loudly).
+6. any other text file under the data root that names them (logs): the id replaced; likewise in
+   the log folders of this environment outside the data root (:func:`log_roots`: Airflow's task
+   logs, dbt's log);
+7. a scan of the whole data root and of those log folders for the id; the receipt says what it
+   found (nothing, or the forget fails loudly).
 
 The receipt (``<data>/privacy/receipts/<time>-<hash prefix>.json``) holds counts per layer, the
 time and who ran it -- and of the user only the keyed hash (:func:`keys.user_hash`).
-What is outside the data root is not reached: Airflow's own metadata DB and task logs (the
-DAG run's conf holds what was typed: pass the hash there) and dbt's logs under dbt_project/.
+Not reached: Airflow's metadata DB (a DAG run's conf holds what was typed: pass the hash there;
+XCom holds task return values) and copies outside the data root and those log folders.
 """
 from __future__ import annotations
 
@@ -308,12 +310,38 @@ def _forget_duckdb(paths: Paths, uid: str) -> dict:
 
 
 # -- the sweep and the scan --------------------------------------------------------------------------
-def _sweep_text(paths: Paths, uid: str, rx: re.Pattern, replacement: str) -> int:
-    """Replace the id in any remaining text file under the data root (logs); returns files changed."""
+def log_roots(paths: Paths, environ=None) -> list[Path]:
+    """The log folders of this environment outside the data root, where a task or a dbt run may
+    have written a user's id (a path, an export's summary line): Airflow's task logs
+    (``AIRFLOW__LOGGING__BASE_LOG_FOLDER``, else ``$AIRFLOW_HOME/logs``, else the project's
+    ``.airflow/logs``) and dbt's log (``DBT_LOG_PATH``, else ``dbt_project/logs``). Those that
+    exist, each once."""
+    from focuslake.airflow_env import DEFAULT_AIRFLOW_HOME
+    from focuslake.config import DBT_PROJECT_DIR
+
+    environ = os.environ if environ is None else environ
+    home = Path(environ.get("AIRFLOW_HOME") or DEFAULT_AIRFLOW_HOME)
+    candidates = [Path(environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER") or home / "logs"),
+                  Path(environ.get("DBT_LOG_PATH") or DBT_PROJECT_DIR / "logs")]
+    out: list[Path] = []
+    for c in candidates:
+        c = (DBT_PROJECT_DIR / c if not c.is_absolute() else c).resolve()  # dbt reads a relative one from its project
+        if c.is_dir() and c not in out and not c.is_relative_to(paths.root.resolve()):
+            out.append(c)
+    return out
+
+
+def _text_files(root: Path, skip: Path | None = None):
+    for f in root.rglob("*"):
+        if f.is_file() and f.suffix in TEXT_SUFFIXES and not (skip and f.is_relative_to(skip)):
+            yield f
+
+
+def _sweep_text(paths: Paths, uid: str, rx: re.Pattern, replacement: str, root: Path | None = None) -> int:
+    """Replace the id in any remaining text file under the data root (logs), or under ``root``;
+    returns files changed. In place: a log still being appended to keeps its inode."""
     n = 0
-    for f in paths.root.rglob("*"):
-        if not f.is_file() or f.suffix not in TEXT_SUFFIXES or f.is_relative_to(paths.root / "privacy"):
-            continue
+    for f in (_text_files(root) if root else _text_files(paths.root, skip=paths.root / "privacy")):
         try:
             text = f.read_text()
         except (UnicodeDecodeError, OSError):
@@ -322,6 +350,20 @@ def _sweep_text(paths: Paths, uid: str, rx: re.Pattern, replacement: str) -> int
             f.write_text(rx.sub(replacement, text))
             n += 1
     return n
+
+
+def scan_logs(roots: list[Path], user_id: str) -> list[str]:
+    """Text files under ``roots`` whose path or bytes still name the user (the id hidden in the
+    findings, as :func:`scan` does)."""
+    rx, found = mention_re(user_id), []
+    for root in roots:
+        for f in sorted(_text_files(root)):
+            where = f"{root.name}/{f.relative_to(root).as_posix()}"
+            if rx.search(where):
+                found.append(f"log path: {rx.sub('[id]', where)}")
+            elif rx.search(f.read_bytes().decode("utf-8", "replace")):
+                found.append(f"log text: {where}")
+    return found
 
 
 def scan(paths: Paths, user_id: str) -> list[str]:
@@ -404,14 +446,20 @@ def forget_user(paths: Paths | None, user: str, *, now_us: int | None = None) ->
     removed["quality"] = _forget_quality(paths, uid, rx)
     removed["duckdb"] = _forget_duckdb(paths, uid)
     removed["text_files_redacted"] = _sweep_text(paths, uid, rx, "[forgotten]")
+    logs = log_roots(paths)
+    removed["log_files_redacted"] = sum(_sweep_text(paths, uid, rx, "[forgotten]", root) for root in logs)
     for d in sorted(devices):  # their own devices' names, in logs
         removed["text_files_redacted"] += _sweep_text(paths, d, mention_re(d), "[forgotten-device]")
-    residue = scan(paths, uid) + [f"device: {x}" for d in sorted(devices) for x in scan(paths, d)]
+        removed["log_files_redacted"] += sum(_sweep_text(paths, d, mention_re(d), "[forgotten-device]", root)
+                                             for root in logs)
+    residue = (scan(paths, uid) + scan_logs(logs, uid)
+               + [f"device: {x}" for d in sorted(devices) for x in scan(paths, d) + scan_logs(logs, d)])
     receipt = {"user_hash": h, "forgotten_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_us / 1e6)),
                "data_root": str(paths.root), "removed": removed, "residue": residue,
                "seconds": round(time.monotonic() - t0, 2), "by": access_log.actor(),
-               "not_reached": ["Airflow metadata DB and task logs (outside the data root)",
-                               "dbt logs under dbt_project/logs", "copies outside the data root"]}
+               "log_roots": [str(r) for r in logs],
+               "not_reached": ["Airflow metadata DB (DAG run conf, XCom)",
+                               "copies outside the data root and the log roots"]}
     rdir = paths.root / "privacy" / "receipts"
     rdir.mkdir(parents=True, exist_ok=True)
     target = rdir / f"{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime(now_us / 1e6))}-{h.split(':')[1][:16]}.json"
