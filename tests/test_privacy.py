@@ -113,7 +113,15 @@ def retained(tmp_path_factory):
               "tables": {db: table_days(db) for db in (paths.warehouse, paths.published)},
               "daily": q(paths.published, "SELECT * FROM gold.gld_user_daily WHERE day > '2026-11-16' ORDER BY ALL")}
     now = datetime(2026, 12, 17, 12, tzinfo=UTC)
+    # this process's Airflow task logs (tests/conftest.py): one written before the general cut, one after
+    logs = Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / "dag_id=focus_export"
+    old_log, new_log = logs / "run_id=old" / "attempt=1.log", logs / "run_id=new" / "attempt=1.log"
+    for f, day in ((old_log, datetime(2026, 11, 10, tzinfo=UTC)), (new_log, datetime(2026, 11, 20, tzinfo=UTC))):
+        f.parent.mkdir(parents=True, exist_ok=True)
+        f.write_text("exported 10 rows of user01\n")
+        os.utime(f, (day.timestamp(), day.timestamp()))
     dry = apply_retention(paths, now=now, dry_run=True)
+    assert old_log.exists()
     after_dry = {"lake": lake_days(paths), "landing": landing_days(paths)}
     report = apply_retention(paths, now=now)
     again = apply_retention(paths, now=now)
@@ -164,6 +172,14 @@ def test_files_go_exactly_by_class_and_day(retained):
     assert report["lake"]["active_window"]["partitions"] == 1 and report["ledger"]["segments"] > 0
     # the system class keeps its first day everywhere
     assert before["lake"][("system_metrics", "2026-11-16")] == lake_days(paths)[("system_metrics", "2026-11-16")]
+
+
+def test_airflow_task_logs_age_out_with_the_general_class(retained):
+    _, _, dry, _, report, _ = retained
+    logs = Path(os.environ["AIRFLOW__LOGGING__BASE_LOG_FOLDER"])
+    assert dry["logs"][str(logs.resolve())]["files"] >= 1 and report["logs"][str(logs.resolve())]["files"] >= 1
+    assert not (logs / "dag_id=focus_export" / "run_id=old").exists()  # the file and its emptied folder
+    assert (logs / "dag_id=focus_export" / "run_id=new" / "attempt=1.log").exists()
 
 
 def test_key_identity_goes_after_seven_days_the_events_stay(retained):

@@ -31,6 +31,7 @@ import pyarrow.parquet as pq
 
 from focuslake import events as ev
 from focuslake.config import Paths
+from focuslake.privacy.forget import log_roots
 from focuslake.privacy.policy import GENERAL, SENSITIVE, SYSTEM, Policy, load_policy
 from focuslake.privacy.warehouse import Plan, Table, apply_plan, apply_to_published, describe, load_manifest
 
@@ -296,6 +297,9 @@ class Retention:
                              if (p.root / name).exists()}
         report["outputs"] = {name: self.by_mtime(p.root / name, GENERAL) for name in ("reports", "exports")
                              if (p.root / name).exists()}
+        # Airflow's task logs and dbt's log (outside the data root): a task log may name a user
+        # (an export's summary line), so its files age out with the general class
+        report["logs"] = {str(root): self.by_mtime(root, GENERAL) for root in log_roots(p)}
         return report
 
 
