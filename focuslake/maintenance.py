@@ -13,6 +13,11 @@
 * :func:`apply_retention` -- retention by data class (sensitive 7 days, general 30, system 90,
   configurable in ``<data>/privacy/policy.toml``) across landing, quarantine, lake, ledger,
   warehouse and the published copy: :mod:`focuslake.privacy.retention`.
+* :func:`clean_airflow_metadata` -- Airflow's own records (DAG runs with their conf, task
+  instances, XCom return values, the audit log table, asset events, jobs) older than the general
+  class, purged by ``airflow db clean`` without archive tables (an archive would be one more copy).
+  Not a task of the DAG: Airflow 3 blocks database access from task code, so this runs with the
+  command line (``python -m focuslake.maintenance``, e.g. from cron) and nowhere else.
 
 Every function returns a JSON-able report of what it did.
 """
@@ -146,11 +151,57 @@ def apply_retention(paths: Paths | None = None) -> dict:
     return by_class(paths or Paths.from_env())
 
 
+# What `airflow db clean` purges here: a DAG run and everything hanging off it (its conf, task
+# instances and their history, XCom values), the log table, asset events and old jobs. Not the
+# DAG and DAG-version rows (the DAGs in use), connections or variables.
+AIRFLOW_CLEAN_TABLES = ("dag_run", "task_instance", "task_instance_history", "task_reschedule", "xcom", "log",
+                        "asset_event", "job")
+
+
+def clean_airflow_metadata(paths: Paths | None = None, *, now=None) -> dict:
+    """Purge Airflow's metadata records older than the general class's retention
+    (``<data>/privacy/policy.toml``, default 30 days) with ``airflow db clean --skip-archive``.
+
+    A DAG run keeps what was passed to it (a forget's or an export's conf) and its tasks' return
+    values (XCom): this is where they age out. Uses the Airflow of this environment (inside a task:
+    the deployment's metadata DB; by hand: the project's ``.airflow`` unless ``AIRFLOW_HOME`` or a
+    database URL is set); with no metadata DB there yet, nothing is done.
+    """
+    import subprocess
+    import sys
+    from datetime import UTC, datetime, timedelta
+
+    from focuslake.airflow_env import airflow_env
+    from focuslake.privacy.policy import GENERAL, load_policy
+
+    paths = paths or Paths.from_env()
+    now = now or datetime.now(UTC)
+    before = now - timedelta(days=load_policy(paths).days[GENERAL])
+    env = dict(os.environ)
+    if not ({"AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & env.keys()):
+        env.update(airflow_env())
+    url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
+    if url.startswith("airflow-db-not-allowed"):  # what Airflow 3 gives a task's process
+        raise RuntimeError("Airflow's metadata DB cannot be cleaned from inside an Airflow task (Airflow 3 "
+                           "blocks database access from task code): run `python -m focuslake.maintenance` "
+                           "from cron or by hand")
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return {"before": before.isoformat(), "skipped": "no Airflow metadata DB"}
+    cmd = [str(Path(sys.executable).with_name("airflow")), "db", "clean", "--clean-before-timestamp",
+           before.isoformat(), "--tables", ",".join(AIRFLOW_CLEAN_TABLES), "--skip-archive", "--yes",
+           "--error-on-cleanup-failure"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"airflow db clean failed ({proc.returncode}):\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    return {"before": before.isoformat(), "tables": list(AIRFLOW_CLEAN_TABLES)}
+
+
 def run_maintenance(paths: Paths | None = None) -> dict:
-    """Everything above, in order: retention, orphan temp files, warehouse checkpoint/compaction."""
+    """Everything above, in order: retention, orphan temp files, warehouse checkpoint/compaction,
+    Airflow's metadata records."""
     paths = paths or Paths.from_env()
     return {"retention": apply_retention(paths), "orphans": remove_orphan_temp_files(paths),
-            "warehouse": maintain_warehouse(paths)}
+            "warehouse": maintain_warehouse(paths), "airflow_metadata": clean_airflow_metadata(paths)}
 
 
 def main(argv: list[str] | None = None) -> int:

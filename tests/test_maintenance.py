@@ -141,5 +141,33 @@ def test_cli_prints_a_json_report(tmp_path):
     out = subprocess.run([sys.executable, "-m", "focuslake.maintenance", "--data", str(paths.root)],
                          capture_output=True, text=True, check=True).stdout
     report = json.loads(out)
-    assert set(report) == {"retention", "orphans", "warehouse"}
+    assert set(report) == {"retention", "orphans", "warehouse", "airflow_metadata"}
     assert report["warehouse"]["action"] == "checkpoint + compaction"
+
+
+def test_airflow_metadata_older_than_the_general_class_is_purged(airflow_ready, tmp_path):
+    """A real DAG run (with conf and an XCom value) in this process's metadata DB: kept while it is
+    younger than the general class (30 days), purged by `airflow db clean` once it is older."""
+    from datetime import UTC, datetime, timedelta
+
+    from airflow.models.dagrun import DagRun
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+    from airflow_harness import run_dag
+
+    paths = Paths(tmp_path / "data")
+    paths.ensure()
+    run_dag("focus_maintenance", conf={"note": "user01 asked"})
+
+    def count() -> tuple[int, int]:
+        with create_session() as session:
+            return (session.query(DagRun).filter(DagRun.dag_id == "focus_maintenance").count(),
+                    session.query(XComModel).filter(XComModel.dag_id == "focus_maintenance").count())
+
+    runs, xcoms = count()
+    assert runs >= 1 and xcoms >= 1
+    now = datetime.now(UTC)
+    kept = maintenance.clean_airflow_metadata(paths, now=now)
+    assert count() == (runs, xcoms) and kept["before"].startswith(str((now - timedelta(days=30)).date()))
+    maintenance.clean_airflow_metadata(paths, now=now + timedelta(days=31))
+    assert count() == (0, 0)
