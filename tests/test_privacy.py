@@ -250,6 +250,10 @@ def forgotten(tmp_path_factory):
     dbt_log.parent.mkdir(parents=True, exist_ok=True)
     with dbt_log.open("a") as f:
         f.write("12:00:00  On model.focuslake.gld_user_daily: /* user02 */ select 1\n")
+    (dbt_log.parent / "dbt.log.1").write_text("older, rotated: user02 and user01\n")
+    named = task_log.parents[2] / "run_id=user02" / "task_id=export" / "attempt=1.log"
+    named.parent.mkdir(parents=True, exist_ok=True)
+    named.write_text("a run id that names them\n")
     devices = {r[0] for r in q(paths.warehouse, "SELECT DISTINCT device_id FROM silver.slv_events WHERE user_id = 'user02'")}
     old = min((paths.landing / "system_metrics" / "user02").rglob("*.csv"))
     kept_segment = (old.relative_to(paths.landing), old.read_bytes())
@@ -261,7 +265,7 @@ def forgotten(tmp_path_factory):
                         "gld_user_app_daily", "gld_user_category_daily", "gld_user_streaks")}
     dau = dict(q(paths.published, "SELECT day, dau FROM gold.gld_team_daily"))
     receipt = forget_user(paths, user_hash(paths, "user02"))  # by hash: what a UI trigger would carry
-    return paths, receipt, devices, others, dau, kept_segment, (task_log, dbt_log)
+    return paths, receipt, devices, others, dau, kept_segment, (task_log, dbt_log, named)
 
 
 def every_trace(paths: Paths, needles: list[str]) -> list[str]:
@@ -305,8 +309,10 @@ def test_nothing_of_the_user_is_left_anywhere(forgotten):
 
 
 def test_the_airflow_and_dbt_logs_outside_the_data_root_are_reached(forgotten):
-    paths, receipt, devices, *_, (task_log, dbt_log) = forgotten
-    assert {str(task_log.parents[3]), str(dbt_log.parent)} <= set(receipt["log_roots"])
+    paths, receipt, devices, *_, (task_log, dbt_log, named) = forgotten
+    assert {str(task_log.parents[3].resolve()), str(dbt_log.parent.resolve())} <= set(receipt["log_roots"])
+    assert not named.exists() and receipt["removed"]["log_files_removed"] == 1
+    assert (dbt_log.parent / "dbt.log.1").read_text() == "older, rotated: [forgotten] and user01\n"
     assert "laptop02" in devices and receipt["removed"]["log_files_redacted"] >= 3  # 2 files for the id, 1 for the device
     text = task_log.read_text()
     assert "user02" not in text and "laptop02" not in text and "rows of user01" in text
@@ -314,6 +320,18 @@ def test_the_airflow_and_dbt_logs_outside_the_data_root_are_reached(forgotten):
     assert "user02" not in dbt_log.read_text() and "gld_user_daily" in dbt_log.read_text()
     assert scan_logs(log_roots(paths), "user02") == []
     assert scan_logs(log_roots(paths), "user01") != []  # the scan sees what is there
+
+
+def test_a_log_folder_that_is_not_a_log_folder_is_refused(tmp_path):
+    from focuslake.config import PROJECT_ROOT
+    paths = Paths(tmp_path / "data")
+    for env in ({"DBT_LOG_PATH": "logs"}, {"DBT_LOG_PATH": str(PROJECT_ROOT)},
+                {"AIRFLOW__LOGGING__BASE_LOG_FOLDER": "/"}, {"DBT_LOG_PATH": str(tmp_path)}):
+        with pytest.raises(ForgetError, match="log folder"):
+            log_roots(paths, {"AIRFLOW_HOME": str(tmp_path / "home"), **env})
+    (tmp_path / "home" / "logs").mkdir(parents=True)
+    assert log_roots(paths, {"AIRFLOW_HOME": str(tmp_path / "home"), "DBT_LOG_PATH": str(tmp_path / "dbt")}) == [
+        (tmp_path / "home" / "logs").resolve()]
 
 
 def test_other_users_gold_is_unchanged_and_team_tables_recount(forgotten):

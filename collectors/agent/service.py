@@ -271,10 +271,12 @@ class Collector:
     # ------------------------------------------------------------------ events
     def _handle(self, item: tuple) -> None:
         kind, ts = item[0], item[1]
-        if kind in _WINDOW_STATE_EVENTS:
+        if kind in _WINDOW_STATE_EVENTS and ts - self.next_hb <= self.cfg.window.heartbeat_seconds * 1_000_000:
             # a grid point already passed belongs to the window active until now: its heartbeat
             # goes first (the tick runs TICK_LAG_US behind, so under load a change just after a
-            # grid point is often handled before that point's tick, which would then skip it)
+            # grid point is often handled before that point's tick, which would then skip it).
+            # Only the point just before the event: a longer gap is a sleep the suspend check
+            # (after the events) has not seen yet, and no heartbeat may be dated inside it.
             self._heartbeats(ts - 1)
         if kind == "window":
             self._on_window(ts, item[2])

@@ -315,25 +315,38 @@ def log_roots(paths: Paths, environ=None) -> list[Path]:
     have written a user's id (a path, an export's summary line): Airflow's task logs
     (``AIRFLOW__LOGGING__BASE_LOG_FOLDER``, else ``$AIRFLOW_HOME/logs``, else the project's
     ``.airflow/logs``) and dbt's log (``DBT_LOG_PATH``, else ``dbt_project/logs``). Those that
-    exist, each once."""
+    exist, each once. A folder that is not absolute, or that is (or holds) ``/``, the home
+    directory, the repository, the dbt project or the data root, is refused: forget rewrites and
+    retention deletes files there."""
     from focuslake.airflow_env import DEFAULT_AIRFLOW_HOME
-    from focuslake.config import DBT_PROJECT_DIR
+    from focuslake.config import DBT_PROJECT_DIR, PROJECT_ROOT
 
     environ = os.environ if environ is None else environ
     home = Path(environ.get("AIRFLOW_HOME") or DEFAULT_AIRFLOW_HOME)
     candidates = [Path(environ.get("AIRFLOW__LOGGING__BASE_LOG_FOLDER") or home / "logs"),
                   Path(environ.get("DBT_LOG_PATH") or DBT_PROJECT_DIR / "logs")]
+    never = [Path("/"), Path.home().resolve(), PROJECT_ROOT.resolve(), DBT_PROJECT_DIR.resolve(), paths.root.resolve()]
     out: list[Path] = []
     for c in candidates:
-        c = (DBT_PROJECT_DIR / c if not c.is_absolute() else c).resolve()  # dbt reads a relative one from its project
+        if not c.is_absolute():
+            raise ForgetError(f"log folder {c} is not an absolute path: set it absolute (AIRFLOW__LOGGING__"
+                              "BASE_LOG_FOLDER / DBT_LOG_PATH)")
+        c = c.resolve()
+        if any(c == n or n.is_relative_to(c) for n in never):
+            raise ForgetError(f"log folder {c} is, or holds, {'/' if c == Path('/') else 'a folder that is not a log'}"
+                              " folder: refusing to sweep or age out files there")
         if c.is_dir() and c not in out and not c.is_relative_to(paths.root.resolve()):
             out.append(c)
     return out
 
 
+_ROTATED_LOG = re.compile(r"\.log\.\d+$")  # dbt.log.1 ... (RotatingFileHandler)
+
+
 def _text_files(root: Path, skip: Path | None = None):
     for f in root.rglob("*"):
-        if f.is_file() and f.suffix in TEXT_SUFFIXES and not (skip and f.is_relative_to(skip)):
+        if (f.is_file() and (f.suffix in TEXT_SUFFIXES or _ROTATED_LOG.search(f.name))
+                and not (skip and f.is_relative_to(skip))):
             yield f
 
 
@@ -352,16 +365,31 @@ def _sweep_text(paths: Paths, uid: str, rx: re.Pattern, replacement: str, root: 
     return n
 
 
+def _remove_named_logs(roots: list[Path], rx: re.Pattern) -> int:
+    """Log files whose own path names the user (a run or task id carrying it) go whole."""
+    n = 0
+    for root in roots:
+        for f in [f for f in root.rglob("*") if f.is_file() and rx.search(f.relative_to(root).as_posix())]:
+            f.unlink(missing_ok=True)
+            n += 1
+    return n
+
+
 def scan_logs(roots: list[Path], user_id: str) -> list[str]:
-    """Text files under ``roots`` whose path or bytes still name the user (the id hidden in the
-    findings, as :func:`scan` does)."""
+    """Files under ``roots`` whose path or bytes still name the user (the id hidden in the
+    findings, as :func:`scan` does). A file gone while scanning (rotated) is no finding."""
     rx, found = mention_re(user_id), []
     for root in roots:
-        for f in sorted(_text_files(root)):
+        for f in sorted(p for p in root.rglob("*") if p.is_file()):
             where = f"{root.name}/{f.relative_to(root).as_posix()}"
             if rx.search(where):
                 found.append(f"log path: {rx.sub('[id]', where)}")
-            elif rx.search(f.read_bytes().decode("utf-8", "replace")):
+                continue
+            try:
+                data = f.read_bytes()
+            except OSError:
+                continue
+            if rx.search(data.decode("utf-8", "replace")):
                 found.append(f"log text: {where}")
     return found
 
@@ -447,6 +475,7 @@ def forget_user(paths: Paths | None, user: str, *, now_us: int | None = None) ->
     removed["duckdb"] = _forget_duckdb(paths, uid)
     removed["text_files_redacted"] = _sweep_text(paths, uid, rx, "[forgotten]")
     logs = log_roots(paths)
+    removed["log_files_removed"] = _remove_named_logs(logs, rx)
     removed["log_files_redacted"] = sum(_sweep_text(paths, uid, rx, "[forgotten]", root) for root in logs)
     for d in sorted(devices):  # their own devices' names, in logs
         removed["text_files_redacted"] += _sweep_text(paths, d, mention_re(d), "[forgotten-device]")

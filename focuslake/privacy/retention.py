@@ -18,6 +18,7 @@ Returns (and the DAG logs) a report of what was removed, by layer, in counts and
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections import Counter
 from datetime import UTC, date, datetime
@@ -37,6 +38,8 @@ from focuslake.privacy.warehouse import Plan, Table, apply_plan, apply_to_publis
 
 KEY_TYPES = [int(t) for t in ev.KEY_TYPES]
 
+
+LOG_FILE = re.compile(r"\.log(\.\d+)?$")  # in the log folders only log files age out (dbt.log.1 ...)
 
 def _day(s: str) -> date | None:
     s = s.removeprefix("date=")
@@ -108,10 +111,10 @@ class Retention:
             _prune_empty_dirs(root)
         return dict(tally)
 
-    def by_mtime(self, root: Path, klass: str) -> dict:
+    def by_mtime(self, root: Path, klass: str, only: re.Pattern | None = None) -> dict:
         tally: Counter = Counter()
         if root.exists():
-            for p in [p for p in root.rglob("*") if p.is_file()]:
+            for p in [p for p in root.rglob("*") if p.is_file() and (only is None or only.search(p.name))]:
                 if self.expired(klass, _mtime_day(p)):
                     self._drop(p, tally)
             if not self.dry_run:
@@ -299,7 +302,7 @@ class Retention:
                              if (p.root / name).exists()}
         # Airflow's task logs and dbt's log (outside the data root): a task log may name a user
         # (an export's summary line), so its files age out with the general class
-        report["logs"] = {str(root): self.by_mtime(root, GENERAL) for root in log_roots(p)}
+        report["logs"] = {str(root): self.by_mtime(root, GENERAL, LOG_FILE) for root in log_roots(p)}
         return report
 
 
