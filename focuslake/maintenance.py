@@ -177,15 +177,16 @@ def clean_airflow_metadata(paths: Paths | None = None, *, now=None) -> dict:
     paths = paths or Paths.from_env()
     now = now or datetime.now(UTC)
     before = now - timedelta(days=load_policy(paths).days[GENERAL])
-    env = dict(os.environ)
-    if not ({"AIRFLOW_HOME", "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"} & env.keys()):
-        env.update(airflow_env())
-    url = env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{Path(env['AIRFLOW_HOME']) / 'airflow.db'}"
+    # the project's settings for this home (FOCUSLAKE_AIRFLOW_DB or the SQLite file), under whatever
+    # the environment sets itself (a deployment's AIRFLOW__DATABASE__SQL_ALCHEMY_CONN wins)
+    home = Path(os.environ["AIRFLOW_HOME"]) if os.environ.get("AIRFLOW_HOME") else None
+    env = {**airflow_env(home), **os.environ}
+    url = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
     if url.startswith("airflow-db-not-allowed"):  # what Airflow 3 gives a task's process
         raise RuntimeError("Airflow's metadata DB cannot be cleaned from inside an Airflow task (Airflow 3 "
                            "blocks database access from task code): run `python -m focuslake.maintenance` "
                            "from cron or by hand")
-    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///").split("?")[0]).exists():
         return {"before": before.isoformat(), "skipped": "no Airflow metadata DB"}
     cmd = [str(Path(sys.executable).with_name("airflow")), "db", "clean", "--clean-before-timestamp",
            before.isoformat(), "--tables", ",".join(AIRFLOW_CLEAN_TABLES), "--skip-archive", "--yes",
@@ -207,9 +208,14 @@ def run_maintenance(paths: Paths | None = None) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m focuslake.maintenance", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=None, help="data root (default: FOCUSLAKE_DATA or data/)")
+    parser.add_argument("--airflow-metadata-only", action="store_true",
+                        help="only purge Airflow's old metadata records (for cron: the rest runs in the "
+                        "focus_maintenance DAG, in the warehouse writer pool)")
     args = parser.parse_args(argv)
     paths = Paths(args.data.resolve()) if args.data else Paths.from_env()
-    print(json.dumps(run_maintenance(paths), indent=2))
+    report = ({"airflow_metadata": clean_airflow_metadata(paths)} if args.airflow_metadata_only
+              else run_maintenance(paths))
+    print(json.dumps(report, indent=2))
     return 0
 
 
