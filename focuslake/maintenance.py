@@ -17,7 +17,7 @@
   instances, XCom return values, the audit log table, asset events, jobs) older than the general
   class, purged by ``airflow db clean`` without archive tables (an archive would be one more copy).
   Not a task of the DAG: Airflow 3 blocks database access from task code, so this runs with the
-  command line (``python -m focuslake.maintenance``, e.g. from cron) and nowhere else.
+  command line (``python -m focuslake.maintenance --airflow-metadata-only``, e.g. from cron).
 
 Every function returns a JSON-able report of what it did.
 """
@@ -163,9 +163,9 @@ def clean_airflow_metadata(paths: Paths | None = None, *, now=None) -> dict:
     (``<data>/privacy/policy.toml``, default 30 days) with ``airflow db clean --skip-archive``.
 
     A DAG run keeps what was passed to it (a forget's or an export's conf) and its tasks' return
-    values (XCom): this is where they age out. Uses the Airflow of this environment (inside a task:
-    the deployment's metadata DB; by hand: the project's ``.airflow`` unless ``AIRFLOW_HOME`` or a
-    database URL is set); with no metadata DB there yet, nothing is done.
+    values (XCom): this is where they age out. Uses the Airflow of this environment (the project's
+    ``.airflow`` unless ``AIRFLOW_HOME``, ``FOCUSLAKE_AIRFLOW_DB`` or a database URL is set); with
+    no metadata DB there yet, nothing is done. Inside an Airflow task it raises (see above).
     """
     import subprocess
     import sys

@@ -473,14 +473,13 @@ def forget_user(paths: Paths | None, user: str, *, now_us: int | None = None) ->
     _sqlite_delete(registry_path(paths), {})  # vacuum + checkpoint: the deleted consent rows' pages
     removed["quality"] = _forget_quality(paths, uid, rx)
     removed["duckdb"] = _forget_duckdb(paths, uid)
-    removed["text_files_redacted"] = _sweep_text(paths, uid, rx, "[forgotten]")
     logs = log_roots(paths)
     removed["log_files_removed"] = _remove_named_logs(logs, rx)
-    removed["log_files_redacted"] = sum(_sweep_text(paths, uid, rx, "[forgotten]", root) for root in logs)
-    for d in sorted(devices):  # their own devices' names, in logs
-        removed["text_files_redacted"] += _sweep_text(paths, d, mention_re(d), "[forgotten-device]")
-        removed["log_files_redacted"] += sum(_sweep_text(paths, d, mention_re(d), "[forgotten-device]", root)
-                                             for root in logs)
+    removed["text_files_redacted"], removed["log_files_redacted"] = 0, 0
+    for ident, replacement in [(uid, "[forgotten]")] + [(d, "[forgotten-device]") for d in sorted(devices)]:
+        ident_rx = mention_re(ident)  # the id, then their own devices' names, in logs
+        removed["text_files_redacted"] += _sweep_text(paths, ident, ident_rx, replacement)
+        removed["log_files_redacted"] += sum(_sweep_text(paths, ident, ident_rx, replacement, root) for root in logs)
     residue = (scan(paths, uid) + scan_logs(logs, uid)
                + [f"device: {x}" for d in sorted(devices) for x in scan(paths, d) + scan_logs(logs, d)])
     receipt = {"user_hash": h, "forgotten_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(now_us / 1e6)),

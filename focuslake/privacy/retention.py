@@ -41,6 +41,7 @@ KEY_TYPES = [int(t) for t in ev.KEY_TYPES]
 
 LOG_FILE = re.compile(r"\.log(\.\d+)?$")  # in the log folders only log files age out (dbt.log.1 ...)
 
+
 def _day(s: str) -> date | None:
     s = s.removeprefix("date=")
     try:
